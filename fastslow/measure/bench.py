@@ -1,0 +1,250 @@
+"""`bench` and `compare` as Python functions: spec -> model + inputs -> timer -> results.
+
+The CLI builds these configs and calls these functions; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from fastslow.env import environment
+from fastslow.errors import UserError
+from fastslow.measure.compare import Comparison, compare
+from fastslow.measure.devices import device_available
+from fastslow.measure.stats import Measurement
+from fastslow.measure.sweep import PowerLawFit, fit_power_law, grid
+from fastslow.measure.timer import TimerConfig, Workload, measure_interleaved
+from fastslow.specs import InputSpec, ResolvedModel, parse_input, resolve_model
+
+
+@dataclass
+class RunSettings:
+    """Where and how a model runs: everything `compare` may vary between its two sides."""
+
+    device: str = "cpu"
+    threads: int | None = 1
+    cuda_graph: bool = False
+    sets: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            raise UserError(f"--device '{self.device}' is not a device name") from None
+        if not device_available(self.device):
+            raise UserError(f"--device {self.device}: not available on this machine")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be >= 1 (got {self.threads})")
+        if self.cuda_graph and not self.device.startswith("cuda"):
+            raise UserError("--cuda-graph needs a CUDA --device")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "threads": self.threads, "cuda_graph": self.cuda_graph,
+                "sets": dict(self.sets)}
+
+
+@dataclass
+class ModelSource:
+    """What to build: a spec, its constructor arguments, inputs and weights."""
+
+    spec: str
+    inputs: list[str] = field(default_factory=list)
+    args: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+
+    def resolve(self) -> tuple[ResolvedModel, list[InputSpec]]:
+        resolved = resolve_model(self.spec, self.args, self.weights)
+        inputs = [parse_input(t) for t in self.inputs] or resolved.inputs
+        if not inputs:
+            raise UserError(f"model '{self.spec}' needs --input SHAPE (e.g. --input Bx3x224x224)")
+        return resolved, inputs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec, "inputs": list(self.inputs), "args": dict(self.args),
+                "weights": self.weights}
+
+
+def make_workload(
+    resolved: ResolvedModel, inputs: list[InputSpec], values: dict[str, int],
+    settings: RunSettings, label: str = "",
+) -> Workload:
+    model = resolved.model.to(settings.device)
+    tensors = [spec.make(values, settings.device, seed=i) for i, spec in enumerate(inputs)]
+    return Workload(lambda: model(*tensors), settings.device, settings.threads,
+                    settings.cuda_graph, label=label or resolved.spec)
+
+
+def batch_size(inputs: list[InputSpec], values: dict[str, int], batch_symbol: str) -> int:
+    """Items per call: the batch symbol's value, else the first input's leading dimension."""
+    if batch_symbol in values:
+        return values[batch_symbol]
+    shape = inputs[0].shape(values)
+    return shape[0] if shape else 1
+
+
+@dataclass
+class Point:
+    params: dict[str, int]
+    measurement: Measurement | None = None
+    batch: int = 1
+    error: str | None = None
+
+    @property
+    def throughput_per_s(self) -> float | None:
+        if self.measurement is None:
+            return None
+        return self.batch / self.measurement.median_s
+
+    def to_dict(self, samples: bool = True) -> dict[str, Any]:
+        m = self.measurement
+        d: dict[str, Any] = {
+            "params": dict(self.params),
+            "stats": m.stats() if m else None,
+            "throughput_per_s": self.throughput_per_s,
+            "peak_mem_bytes": m.peak_mem_bytes if m else None,
+            "batch": self.batch,
+            "error": self.error,
+        }
+        if m:
+            d["warnings"] = m.warnings
+            d["stop_reason"] = m.stop_reason
+            if samples:
+                d["samples_s"] = m.samples_s
+                d["calls_per_sample"] = m.calls_per_sample
+        return d
+
+
+@dataclass
+class BenchResult:
+    spec: str
+    env: dict[str, Any]
+    points: list[Point]
+    fit: PowerLawFit | None = None
+    interrupted: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        failed = sum(p.error is not None for p in self.points)
+        if failed == len(self.points):
+            return "failed"
+        return "partial" if failed else "ok"
+
+    def to_dict(self, samples: bool = True) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "env": self.env,
+            "points": [p.to_dict(samples) for p in self.points],
+            "fit": self.fit.to_dict() if self.fit else None,
+            "interrupted": self.interrupted,
+        }
+
+
+def _point_error(e: BaseException) -> str:
+    if isinstance(e, torch.OutOfMemoryError):
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return f"out of memory: {str(e).splitlines()[0] if str(e) else ''}".strip()
+    if isinstance(e, UserError):
+        return str(e)
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
+def fit_symbol_values(
+    points: list[Point], swept: list[str], fit_symbol: str | None
+) -> tuple[str, list[float], list[float]] | None:
+    """(label, sizes, median times) for the power-law fit; None when nothing is swept.
+
+    With one swept symbol the fit is against it; with several and no `fit_symbol` chosen,
+    against their product (H and W swept together: time against H·W cells).
+    """
+    if not swept:
+        return None
+    names = [fit_symbol] if fit_symbol else swept
+    ok = [p for p in points if p.measurement is not None]
+    sizes = [float(math.prod(p.params[n] for n in names)) for p in ok]
+    times = [p.measurement.median_s for p in ok]  # type: ignore[union-attr]
+    return "*".join(names), sizes, times
+
+
+def run_bench(
+    source: ModelSource,
+    settings: RunSettings,
+    sweeps: dict[str, list[int]] | None = None,
+    timer: TimerConfig | None = None,
+    *,
+    batch_symbol: str = "B",
+    fit_symbol: str | None = None,
+    on_point: Callable[[Point, int, int], None] | None = None,
+) -> BenchResult:
+    """Time the model at every point of the sweep grid. A failing point is recorded and the
+    sweep goes on; Ctrl-C stops it and keeps the finished points (`interrupted` is set)."""
+    sweeps = sweeps or {}
+    overlap = set(sweeps) & set(settings.sets)
+    if overlap:
+        raise UserError(f"symbol {sorted(overlap)[0]} is both --set and --sweep")
+    if fit_symbol and fit_symbol not in sweeps:
+        raise UserError(f"--fit {fit_symbol}: not a swept symbol (swept: {', '.join(sweeps) or 'none'})")
+    resolved, inputs = source.resolve()
+    needed = {s for spec in inputs for s in spec.symbols}
+    unknown = (set(sweeps) | set(settings.sets)) - needed - {batch_symbol}
+    if unknown:
+        raise UserError(f"symbol {sorted(unknown)[0]} does not appear in any input "
+                        f"({', '.join(s.text for s in inputs)})")
+    result = BenchResult(source.spec, environment(settings.device, settings.threads), [])
+    combos = grid(sweeps)
+    try:
+        for i, combo in enumerate(combos):
+            values = {**resolved.defaults, **settings.sets, **combo}
+            point = Point(params=combo or dict(settings.sets))
+            try:
+                point.batch = batch_size(inputs, values, batch_symbol)
+                workload = make_workload(resolved, inputs, values, settings)
+                point.measurement = measure_interleaved([workload], timer)[0]
+            except KeyboardInterrupt:
+                raise
+            except UserError:
+                raise  # an unbound symbol is the user's input, not a failed point
+            except Exception as e:  # a failed point is data: record it and go on
+                point.error = _point_error(e)
+            result.points.append(point)
+            if on_point:
+                on_point(point, i + 1, len(combos))
+    except KeyboardInterrupt:
+        result.interrupted = True
+    fit_data = fit_symbol_values(result.points, list(sweeps), fit_symbol)
+    if fit_data:
+        result.fit = fit_power_law(*fit_data)
+    return result
+
+
+def run_compare(
+    a: tuple[ModelSource, RunSettings],
+    b: tuple[ModelSource, RunSettings],
+    timer: TimerConfig | None = None,
+    *,
+    labels: tuple[str, str] = ("A", "B"),
+) -> Comparison:
+    """Two models, or one model under two settings, timed interleaved in this process."""
+    workloads = []
+    for (source, settings), label in zip((a, b), labels, strict=True):
+        resolved, inputs = source.resolve()
+        values = {**resolved.defaults, **settings.sets}
+        try:
+            w = make_workload(resolved, inputs, values, settings, label=label)
+            with torch.inference_mode():
+                w.fn()  # fail here, with a clear message, rather than inside the timer
+        except UserError:
+            raise
+        except Exception as e:
+            shapes = ", ".join(str(s.shape(values)) for s in inputs)
+            raise UserError(f"model '{source.spec}' rejected input {shapes}: {_point_error(e)}") from e
+        workloads.append(w)
+    return compare(workloads[0], workloads[1], timer)

@@ -1,0 +1,287 @@
+"""The timer: the one place in fastslow that times model code.
+
+Everything that reports a time (bench, compare, devices --peak, the case studies,
+optimize) goes through `measure` or `measure_interleaved`, so the rules below hold
+everywhere:
+
+* warm-up first (caches, allocator, lazy initialisation, oneDNN/cuDNN autotuning);
+* the callable runs under `torch.inference_mode()` unless told otherwise;
+* the thread count is set for the timed region and restored afterwards (one thread by
+  default, as torch.utils.benchmark does, because it is the most reproducible setting);
+* calls are timed in blocks long enough that reading the clock costs nothing measurable
+  (`block_min_s`), and each sample is the block's time over its number of calls;
+* on CUDA, events bracket each block on the stream and the host synchronises before
+  reading them; optionally the callable is captured once into a CUDA graph and replayed;
+* repetition is adaptive: blocks are added until the median's 95% interval is within
+  `rel_precision` of it (after `min_time_s` and `min_samples`), or `max_time_s` runs out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from fastslow.errors import UserError
+from fastslow.measure.stats import Measurement
+
+
+@dataclass(frozen=True)
+class TimerConfig:
+    """How long and how precisely to time. Validated on construction."""
+
+    warmup_s: float = 0.05  # warm up for at least this long ...
+    warmup_calls: int = 2  # ... and at least this many calls
+    min_time_s: float = 0.2  # never stop before this much timed work (per workload)
+    max_time_s: float = 2.0  # stop here even if the precision target is not met (per workload)
+    rel_precision: float = 0.01  # target half-width of the median's 95% CI, relative
+    min_samples: int = 7
+    max_samples: int = 10_000
+    block_min_s: float = 1e-3  # a timed block lasts at least this long
+    inference_mode: bool = True
+
+    def __post_init__(self) -> None:
+        checks = {
+            "warmup_s": self.warmup_s >= 0,
+            "warmup_calls": self.warmup_calls >= 0,
+            "min_time_s": self.min_time_s >= 0,
+            "max_time_s": self.max_time_s > 0,
+            "rel_precision": self.rel_precision > 0,
+            "min_samples": self.min_samples >= 1,
+            "max_samples": self.max_samples >= self.min_samples,
+            "block_min_s": self.block_min_s >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise UserError(f"timer setting '{name}' is out of range (got {getattr(self, name)})")
+        if self.max_time_s < self.min_time_s:
+            raise UserError(
+                f"timer setting 'max_time_s' ({self.max_time_s}) is below 'min_time_s' "
+                f"({self.min_time_s})"
+            )
+
+
+@dataclass
+class Workload:
+    """One thing to time: a zero-argument callable and where/how it runs."""
+
+    fn: Callable[[], object]
+    device: str = "cpu"
+    threads: int | None = 1  # None leaves torch's current setting alone
+    cuda_graph: bool = False  # CUDA only: capture once, time graph replays
+    track_memory: bool = True  # measure peak memory on the first warm-up call
+    label: str = ""
+    _timed_fn: Callable[[], object] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.device = str(torch.device(self.device))
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"'threads' must be >= 1 (got {self.threads})")
+        if self.cuda_graph and not self.device.startswith("cuda"):
+            raise UserError(f"'cuda_graph' needs a CUDA device (got device {self.device!r})")
+
+
+@contextlib.contextmanager
+def threads_set_to(n: int | None) -> Iterator[None]:
+    """Set torch's intra-op thread count for the block and restore it afterwards."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    elif device.startswith("mps"):
+        torch.mps.synchronize()
+
+
+def _time_block(w: Workload, number: int) -> float:
+    """Seconds for `number` back-to-back calls of the workload."""
+    fn = w._timed_fn or w.fn
+    with threads_set_to(w.threads):
+        if w.device.startswith("cuda"):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize(w.device)
+            start.record()
+            for _ in range(number):
+                fn()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3  # elapsed_time is in milliseconds
+        _sync(w.device)
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        _sync(w.device)
+        return time.perf_counter() - t0
+
+
+def _rss_bytes() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def _peak_memory_of_call(w: Workload) -> int | None:
+    """Bytes of memory one call adds at its peak: max allocated on CUDA, RSS growth on CPU.
+
+    On CPU a helper thread samples the resident set every 0.2 ms while the call runs (torch
+    kernels release the GIL); the process's high-water mark (ru_maxrss) catches a peak that
+    exceeds every earlier one even if the sampler missed it.
+    """
+    if w.device.startswith("cuda"):
+        torch.cuda.synchronize(w.device)
+        base = torch.cuda.memory_allocated(w.device)
+        torch.cuda.reset_peak_memory_stats(w.device)
+        with threads_set_to(w.threads):
+            w.fn()
+        torch.cuda.synchronize(w.device)
+        return int(torch.cuda.max_memory_allocated(w.device) - base)
+    if not w.device.startswith("cpu"):
+        with threads_set_to(w.threads):
+            w.fn()
+        return None
+    base = _rss_bytes()
+    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = base
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_bytes())
+            time.sleep(2e-4)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        with threads_set_to(w.threads):
+            w.fn()
+    finally:
+        done.set()
+        sampler.join()
+    peak = max(peak, _rss_bytes())
+    maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if maxrss_after > maxrss_before:
+        peak = max(peak, maxrss_after)
+    return max(0, peak - base)
+
+
+def _warm_up(w: Workload, cfg: TimerConfig) -> tuple[float, int | None]:
+    """Run the warm-up; return an estimate of one call's time and the peak memory."""
+    peak = _peak_memory_of_call(w) if w.track_memory else None
+    calls, t_start = 1 if w.track_memory else 0, time.perf_counter()
+    per_call = math.inf
+    while calls < cfg.warmup_calls or time.perf_counter() - t_start < cfg.warmup_s:
+        per_call = min(per_call, _time_block(w, 1))
+        calls += 1
+        if time.perf_counter() - t_start > cfg.max_time_s / 4:
+            break  # a slow callable: do not spend the budget warming up
+    if w.cuda_graph:
+        w._timed_fn = _capture_cuda_graph(w)
+        per_call = _time_block(w, 1)
+    if not math.isfinite(per_call):
+        per_call = _time_block(w, 1)
+    return per_call, peak
+
+
+def _capture_cuda_graph(w: Workload) -> Callable[[], object]:
+    """Capture the callable into a CUDA graph and return its replay."""
+    stream = torch.cuda.Stream(w.device)
+    stream.wait_stream(torch.cuda.current_stream(w.device))
+    with torch.cuda.stream(stream):
+        for _ in range(3):  # warm-up on a side stream, as torch.cuda.graphs requires
+            w.fn()
+    torch.cuda.current_stream(w.device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        w.fn()
+    return graph.replay
+
+
+def _calls_per_block(per_call_s: float, cfg: TimerConfig) -> int:
+    if per_call_s <= 0:
+        return 1000
+    return max(1, math.ceil(cfg.block_min_s / per_call_s))
+
+
+def measure_interleaved(
+    workloads: Sequence[Workload], config: TimerConfig | None = None
+) -> list[Measurement]:
+    """Time several workloads by alternating their blocks, so drift hits all of them alike.
+
+    Each workload gets its own warm-up and block size; then one block of each is timed in
+    turn until every workload meets the stopping rule. Samples stay paired by round: the
+    i-th sample of each workload was taken in the same round.
+    """
+    cfg = config or TimerConfig()
+    if not workloads:
+        raise ValueError("measure_interleaved needs at least one workload")
+    mode = torch.inference_mode() if cfg.inference_mode else contextlib.nullcontext()
+    with mode:
+        estimates = [_warm_up(w, cfg) for w in workloads]
+        numbers = [_calls_per_block(per_call, cfg) for per_call, _ in estimates]
+        samples: list[list[float]] = [[] for _ in workloads]
+        budget_s = cfg.max_time_s * len(workloads)
+        min_time_s = cfg.min_time_s * len(workloads)
+        t_start = time.perf_counter()
+        stop_reason = "time budget"
+        next_check = cfg.min_samples
+        while True:
+            for w, number, s in zip(workloads, numbers, samples, strict=True):
+                s.append(_time_block(w, number) / number)
+            n = len(samples[0])
+            elapsed = time.perf_counter() - t_start
+            if elapsed >= budget_s:
+                break
+            if n >= cfg.max_samples:
+                stop_reason = "max samples"
+                break
+            if n >= next_check and elapsed >= min_time_s:
+                next_check = n + max(1, n // 10)  # re-sorting every round would cost O(n^2 log n)
+                if all(
+                    Measurement(s).relative_precision() <= cfg.rel_precision for s in samples
+                ):
+                    stop_reason = "precision"
+                    break
+    return [
+        Measurement(
+            samples_s=s,
+            calls_per_sample=number,
+            device=w.device,
+            threads=w.threads if w.threads is not None else torch.get_num_threads(),
+            label=w.label,
+            stop_reason=stop_reason,
+            peak_mem_bytes=peak,
+        )
+        for w, number, s, (_, peak) in zip(workloads, numbers, samples, estimates, strict=True)
+    ]
+
+
+def measure(
+    fn: Callable[[], object],
+    *,
+    device: str = "cpu",
+    threads: int | None = 1,
+    cuda_graph: bool = False,
+    track_memory: bool = True,
+    label: str = "",
+    config: TimerConfig | None = None,
+) -> Measurement:
+    """Time one zero-argument callable; see the module docstring for the rules."""
+    w = Workload(fn, device, threads, cuda_graph, track_memory, label)
+    return measure_interleaved([w], config)[0]

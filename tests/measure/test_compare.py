@@ -1,0 +1,46 @@
+import time
+
+import numpy as np
+import pytest
+
+from fastslow.measure.compare import compare, ratio_ci95
+from fastslow.measure.stats import Measurement
+from fastslow.measure.timer import TimerConfig, Workload
+
+
+def _noisy(scale: float, n: int, seed: int) -> Measurement:
+    rng = np.random.default_rng(seed)
+    return Measurement(list(scale * rng.lognormal(0, 0.05, n)))
+
+
+def test_ratio_and_interval_for_a_known_factor():
+    a, b = _noisy(1e-3, 200, 0), _noisy(2e-3, 200, 1)
+    ratio, (lo, hi) = ratio_ci95(a, b)
+    assert ratio == pytest.approx(2.0, rel=0.05)
+    assert lo < ratio < hi
+    assert lo > 1.8 and hi < 2.2
+
+
+def test_same_distribution_is_indistinguishable():
+    a, b = _noisy(1e-3, 200, 0), _noisy(1e-3, 200, 1)
+    _, (lo, hi) = ratio_ci95(a, b)
+    assert lo < 1.0 < hi
+
+
+def test_pairing_cancels_shared_drift():
+    # Both sides drift together by 3x over the run; B is 5% faster in every round.
+    drift = np.linspace(1.0, 3.0, 300)
+    a = Measurement(list(1e-3 * drift))
+    b = Measurement(list(0.95e-3 * drift))
+    _, (lo, hi) = ratio_ci95(a, b)
+    assert hi < 1.0  # unpaired resampling of drifting samples would straddle 1
+
+
+def test_compare_real_workloads_gives_a_verdict():
+    cfg = TimerConfig(warmup_s=0.0, min_time_s=0.05, max_time_s=0.3, rel_precision=0.02)
+    result = compare(Workload(lambda: time.sleep(0.001)), Workload(lambda: time.sleep(0.003)), cfg)
+    assert result.verdict == "slower"
+    assert result.ratio > 1.5
+    d = result.to_dict()
+    assert set(d) >= {"a", "b", "ratio", "ci95", "verdict"}
+    assert d["a"]["n"] == d["b"]["n"]

@@ -1,0 +1,95 @@
+import time
+
+import pytest
+import torch
+
+from fastslow.errors import UserError
+from fastslow.measure.timer import TimerConfig, Workload, measure, measure_interleaved
+from tests.conftest import needs_cuda
+
+
+def test_sleep_is_measured_at_least_as_long_as_it_sleeps(fast_timer):
+    m = measure(lambda: time.sleep(0.002), config=fast_timer)
+    assert m.median_s >= 0.002
+    assert m.stats()["min_s"] >= 0.002
+    assert m.calls_per_sample == 1  # a 2 ms call already fills a 1 ms block
+
+
+def test_fast_calls_are_timed_in_blocks(fast_timer):
+    m = measure(lambda: None, config=fast_timer)
+    assert m.calls_per_sample > 10
+    assert m.median_s < 1e-4
+
+
+def test_threads_are_set_while_timing_and_restored():
+    before = torch.get_num_threads()
+    seen = set()
+    measure(lambda: seen.add(torch.get_num_threads()), threads=1,
+            config=TimerConfig(min_time_s=0.0, max_time_s=0.02, min_samples=2))
+    assert seen == {1}
+    assert torch.get_num_threads() == before
+
+
+def test_runs_under_inference_mode_unless_disabled(fast_timer):
+    seen = set()
+    measure(lambda: seen.add(torch.is_inference_mode_enabled()), config=fast_timer)
+    assert seen == {True}
+    seen.clear()
+    off = TimerConfig(min_time_s=0.0, max_time_s=0.02, min_samples=2, inference_mode=False)
+    measure(lambda: seen.add(torch.is_inference_mode_enabled()), config=off)
+    assert seen == {False}
+
+
+def test_warm_up_runs_before_the_timed_calls():
+    calls = []
+    cfg = TimerConfig(warmup_s=0.0, warmup_calls=5, min_time_s=0.0, max_time_s=0.01,
+                      min_samples=1, block_min_s=0.0)
+    m = measure(lambda: calls.append(1), config=cfg)
+    assert len(calls) >= 5 + m.total_calls
+
+
+def test_stops_on_precision_or_budget():
+    loose = TimerConfig(min_time_s=0.0, max_time_s=5.0, rel_precision=0.5, min_samples=5)
+    m = measure(lambda: time.sleep(0.001), config=loose)
+    assert m.stop_reason == "precision" and m.n < 100
+    tight = TimerConfig(min_time_s=0.0, max_time_s=0.05, rel_precision=1e-9, min_samples=5)
+    m = measure(lambda: time.sleep(0.001), config=tight)
+    assert m.stop_reason == "time budget"
+
+
+def test_interleaving_alternates_blocks_and_pairs_samples(fast_timer):
+    order = []
+    cfg = TimerConfig(warmup_s=0.0, warmup_calls=1, min_time_s=0.0, max_time_s=0.05,
+                      min_samples=5, block_min_s=0.0)
+    ma, mb = measure_interleaved(
+        [Workload(lambda: order.append("a"), track_memory=False),
+         Workload(lambda: order.append("b"), track_memory=False)], cfg)
+    assert ma.n == mb.n >= 5
+    timed = order[2:]  # after one warm-up call each
+    assert timed[: 2 * ma.n] == ["a", "b"] * ma.n
+
+
+def test_peak_memory_sees_a_large_temporary_allocation(fast_timer):
+    m = measure(lambda: torch.ones(16 << 20).sum(), config=fast_timer)  # 64 MiB temporary
+    assert m.peak_mem_bytes is not None and m.peak_mem_bytes >= 32 << 20
+
+
+@pytest.mark.parametrize("field,value", [("max_time_s", 0.0), ("rel_precision", 0.0),
+                                         ("min_samples", 0), ("warmup_calls", -1)])
+def test_config_rejects_out_of_range_values_by_name(field, value):
+    with pytest.raises(UserError, match=field):
+        TimerConfig(**{field: value})
+
+
+def test_workload_rejects_cuda_graph_on_cpu():
+    with pytest.raises(UserError, match="cuda_graph"):
+        Workload(lambda: None, device="cpu", cuda_graph=True)
+
+
+@needs_cuda
+def test_cuda_events_and_graph_replay(fast_timer):
+    a = torch.randn(1024, 1024, device="cuda")
+    plain = measure(lambda: a @ a, device="cuda", config=fast_timer)
+    graphed = measure(lambda: a @ a, device="cuda", cuda_graph=True, config=fast_timer)
+    assert plain.median_s > 0 and graphed.median_s > 0
+    assert plain.peak_mem_bytes is not None and plain.peak_mem_bytes >= 4 << 20

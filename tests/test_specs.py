@@ -1,0 +1,107 @@
+import textwrap
+
+import pytest
+import torch
+
+from fastslow.errors import UserError
+from fastslow.specs import parse_args, parse_input, resolve_model
+
+
+def test_parse_input_with_symbols_dtype_and_bound():
+    s = parse_input("Bx3xHxW")
+    assert s.dims == ("B", 3, "H", "W") and s.dtype == torch.float32
+    assert s.symbols == ["B", "H", "W"]
+    assert s.shape({"B": 2, "H": 4, "W": 5}) == (2, 3, 4, 5)
+    t = parse_input("8x16:int64:100").make({})
+    assert t.dtype == torch.int64 and t.shape == (8, 16) and int(t.max()) < 100
+    assert parse_input("4:bf16").make({}).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("bad,fragment", [
+    ("", "empty shape"), ("3x-1", "dimension '-1'"), ("3x3:flt", "unknown dtype 'flt'"),
+    ("3x3:float32:9", "only meaningful for integer"), ("3:int64:0", "positive integer"),
+])
+def test_malformed_inputs_name_the_problem(bad, fragment):
+    with pytest.raises(UserError, match=fragment):
+        parse_input(bad)
+
+
+def test_unbound_symbol_names_it():
+    with pytest.raises(UserError, match="symbol H has no value"):
+        parse_input("Bx3xHxW").shape({"B": 1, "W": 2})
+
+
+def test_inputs_are_reproducible():
+    s = parse_input("2x3")
+    assert torch.equal(s.make({}, seed=1), s.make({}, seed=1))
+
+
+def test_parse_args_literals_and_strings():
+    assert parse_args(["n=3", "f=0.5", "flag=True", "name=abc", "t=(1, 2)"]) == {
+        "n": 3, "f": 0.5, "flag": True, "name": "abc", "t": (1, 2)}
+    with pytest.raises(UserError, match="--arg"):
+        parse_args(["novalue"])
+
+
+def test_zoo_spec_comes_with_inputs_and_defaults():
+    r = resolve_model("zoo:mlp", {"hidden": 32})
+    assert r.model[0].out_features == 32
+    assert [i.text for i in r.inputs] == ["Bx256"] and r.defaults["B"] > 0
+    assert not r.model.training
+
+
+def test_file_and_module_specs(tmp_path):
+    f = tmp_path / "net.py"
+    f.write_text(textwrap.dedent("""
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self, width=4):
+                super().__init__()
+                self.fc = nn.Linear(3, width)
+            def forward(self, x):
+                return self.fc(x)
+        def factory():
+            return Net(7)
+        instance = Net(2)
+        not_a_model = 5
+    """))
+    assert resolve_model(f"{f}:Net", {"width": 9}).model.fc.out_features == 9
+    assert resolve_model(f"{f}:factory").model.fc.out_features == 7
+    assert resolve_model(f"{f}:instance").model.fc.out_features == 2
+    assert isinstance(resolve_model("torch.nn:Identity").model, torch.nn.Identity)
+    with pytest.raises(UserError, match="not a class or factory"):
+        resolve_model(f"{f}:not_a_model")
+    with pytest.raises(UserError, match="no attribute 'Missing'"):
+        resolve_model(f"{f}:Missing")
+    with pytest.raises(UserError, match="constructor rejected"):
+        resolve_model(f"{f}:Net", {"depth": 3})
+
+
+@pytest.mark.parametrize("spec,fragment", [
+    ("zoo:nope", "no such model"), ("nope", "must be zoo:NAME"),
+    ("missing/file.py:X", "not found"), ("no_such_pkg_xyz:X", "not importable"),
+])
+def test_bad_specs_name_the_problem(spec, fragment):
+    with pytest.raises(UserError, match=fragment):
+        resolve_model(spec)
+
+
+def test_file_that_fails_to_import(tmp_path):
+    f = tmp_path / "broken.py"
+    f.write_text("raise ValueError('boom')\n")
+    with pytest.raises(UserError, match=r"broken.py: import failed: ValueError: boom"):
+        resolve_model(f"{f}:X")
+
+
+def test_weights_load_and_mismatch(tmp_path):
+    src = resolve_model("zoo:mlp").model
+    path = tmp_path / "w.pt"
+    torch.save({"state_dict": src.state_dict()}, path)
+    loaded = resolve_model("zoo:mlp", weights=str(path)).model
+    assert torch.equal(loaded[0].weight, src[0].weight)
+    with pytest.raises(UserError, match="does not fit the model"):
+        resolve_model("zoo:mlp", {"hidden": 8}, weights=str(path))
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    with pytest.raises(UserError, match="bad.pt: cannot be loaded"):
+        resolve_model("zoo:mlp", weights=str(bad))
