@@ -398,3 +398,6 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+import fastslow.cli_tasks  # noqa: E402,F401  (registers `life`, `xor` and `demo`)

@@ -285,3 +285,13 @@ def measure(
     """Time one zero-argument callable; see the module docstring for the rules."""
     w = Workload(fn, device, threads, cuda_graph, track_memory, label)
     return measure_interleaved([w], config)[0]
+
+
+def time_once(fn: Callable[[], object], device: str = "cpu") -> tuple[object, float]:
+    """One call's result and its wall time, synchronised on accelerators. For loops that must
+    report each step as it happens (a live display), where repetition is not possible."""
+    _sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return out, time.perf_counter() - t0

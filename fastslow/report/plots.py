@@ -29,10 +29,11 @@ def _save(fig: Any, path: str | Path) -> Path:
 def plot_scaling(
     path: str | Path, sizes: list[float], medians_s: list[float], *,
     lows_s: list[float] | None = None, highs_s: list[float] | None = None,
-    fit: Any | None = None, xlabel: str = "n", title: str = "",
+    fit: Any | None = None, xlabel: str = "n", title: str = "", label: str = "median (p10–p90)",
     series: dict[str, tuple[list[float], list[float]]] | None = None,
 ) -> Path:
-    """Log-log time against size, p10–p90 bars, the fitted power law and its knee."""
+    """Log-log time against size, p10–p90 bars, the fitted power law (drawn over the range it
+    was fitted on, past the knee) and the knee; `series` adds other curves for context."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for name, (xs, ys) in (series or {}).items():
         ax.loglog(xs, ys, "o-", label=name, alpha=0.8)
@@ -40,9 +41,9 @@ def plot_scaling(
         yerr = None
         if lows_s is not None and highs_s is not None:
             yerr = [np.subtract(medians_s, lows_s), np.subtract(highs_s, medians_s)]
-        ax.errorbar(sizes, medians_s, yerr=yerr, fmt="o", capsize=3, label="median (p10–p90)")
+        ax.errorbar(sizes, medians_s, yerr=yerr, fmt="o", capsize=3, label=label)
     if fit is not None and sizes:
-        xs = np.geomspace(min(sizes), max(sizes), 100)
+        xs = np.geomspace(max(min(sizes), fit.knee or 0), max(sizes), 100)
         ax.loglog(xs, [fit.predict_s(x) for x in xs], "-",
                   label=f"fit: t ∝ {fit.symbol}^{fit.exponent:.2f} "
                         f"[{fit.ci95[0]:.2f}, {fit.ci95[1]:.2f}], R²={fit.r2:.3f}")
@@ -55,4 +56,48 @@ def plot_scaling(
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_training_curves(path: str | Path, histories: dict[str, list[dict[str, float]]],
+                         title: str = "training") -> Path:
+    """Loss (and accuracy, where recorded) per epoch for each named run."""
+    has_acc = any("accuracy" in h[0] for h in histories.values() if h)
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 3.8))
+    axes = np.atleast_1d(axes)
+    for name, h in histories.items():
+        epochs = [r["epoch"] for r in h]
+        axes[0].plot(epochs, [r["loss"] for r in h], label=name)
+        if has_acc and "accuracy" in h[0]:
+            axes[1].plot(epochs, [r["accuracy"] for r in h], label=name)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss")
+    if has_acc:
+        axes[1].set_xlabel("epoch")
+        axes[1].set_ylabel("accuracy")
+        axes[1].set_ylim(0, 1.02)
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_decision_boundary(path: str | Path, model: Any, x: Any, y: Any, title: str = "") -> Path:
+    """The classifier's probability over the plane, with the test points on top."""
+    import torch
+
+    xs = np.linspace(-1.5, 1.5, 200)
+    gx, gy = np.meshgrid(xs, xs)
+    pts = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
+    with torch.no_grad():
+        prob = torch.sigmoid(model(pts)).reshape(gx.shape).numpy()
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    cs = ax.contourf(gx, gy, prob, levels=20, cmap="RdBu_r", alpha=0.7)
+    ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1)
+    ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", edgecolors="k", s=12, linewidths=0.3)
+    fig.colorbar(cs, ax=ax, label="P(class 1)")
+    ax.set_title(title)
+    ax.set_aspect("equal")
     return _save(fig, path)

@@ -1,0 +1,88 @@
+"""Noisy continuous XOR: points in the square [-1, 1]², labelled 1 where exactly one
+coordinate is positive, then jittered by Gaussian noise (so labels near the axes are noisy
+and perfect test accuracy is not expected)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fastslow.errors import UserError
+from fastslow.tasks.xor.model import xor_net
+
+
+@dataclass
+class XorConfig:
+    n_train: int = 1000
+    n_test: int = 500
+    noise: float = 0.1  # std of the Gaussian jitter added to each coordinate
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 0.1  # SGD with momentum, as the tutorial's loop
+    momentum: float = 0.9
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_test", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"'{name}' must be >= 1 (got {getattr(self, name)})")
+        if self.noise < 0:
+            raise UserError(f"'noise' must be >= 0 (got {self.noise})")
+
+
+def make_data(n: int, noise: float, seed: int) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 2, generator=g) * 2 - 1
+    y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).float()
+    return TensorDataset(x + noise * torch.randn(n, 2, generator=g), y)
+
+
+def evaluate(model: nn.Module, data: TensorDataset) -> float:
+    x, y = data.tensors
+    with torch.no_grad():
+        return float(((model(x).squeeze(1) > 0).float() == y).float().mean())
+
+
+@dataclass
+class XorResult:
+    model: nn.Module
+    test_accuracy: float
+    epochs: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    test: TensorDataset | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"test_accuracy": self.test_accuracy, "epochs": self.epochs,
+                "final_loss": self.history[-1]["loss"] if self.history else None}
+
+
+def train_xor(cfg: XorConfig | None = None,
+              on_epoch: Callable[[int, float], None] | None = None) -> XorResult:
+    cfg = cfg or XorConfig()
+    torch.manual_seed(cfg.seed)
+    train = make_data(cfg.n_train, cfg.noise, cfg.seed)
+    test = make_data(cfg.n_test, cfg.noise, cfg.seed + 1)
+    loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(cfg.seed))
+    model = xor_net()
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        total = 0.0
+        for xb, yb in loader:
+            loss = F.binary_cross_entropy_with_logits(model(xb).squeeze(1), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * xb.shape[0]
+        history.append({"epoch": epoch, "loss": total / len(train)})
+        if on_epoch:
+            on_epoch(epoch, total / len(train))
+    model.eval()
+    return XorResult(model, evaluate(model, test), cfg.epochs, history, test)
