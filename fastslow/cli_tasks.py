@@ -57,10 +57,7 @@ def load_life_models(models_dir: str | None, min_weights: str | None, seed: int 
         _say("no --models given: training the per-cell and fc networks now (seconds)")
         trained = _train_life_models(LifeTrainConfig(seed=seed), None)
         nets = {k: m for k, (m, _) in trained.items()}
-    try:
-        minimal = min_net(min_weights) if min_weights else min_net()
-    except (OSError, KeyError, RuntimeError) as e:
-        raise UserError(f"--min-weights {min_weights}: cannot be loaded ({e})") from None
+    minimal = min_net(min_weights) if min_weights else min_net()
     untrained = None
     if with_untrained:
         import torch
@@ -364,13 +361,13 @@ def demo(
     from fastslow.measure.devices import list_devices, measure_peaks
     from fastslow.measure.sweep import parse_values
     from fastslow.measure.timer import TimerConfig
+    from fastslow.optimize.convert import to_shift_convs
     from fastslow.report import output
     from fastslow.report.html import Section, write_report
     from fastslow.report.plots import plot_decision_boundary, plot_training_curves
     from fastslow.store.db import Record
     from fastslow.tasks.life.models import fc_net, params
     from fastslow.tasks.life.search import find_min_predictor, save_min
-    from fastslow.optimize.convert import to_shift_convs
     from fastslow.tasks.life.study import LifeModels, run_study
     from fastslow.tasks.life.train import LifeTrainConfig
     from fastslow.tasks.xor import XorConfig, train_xor

@@ -185,15 +185,20 @@ def _build(spec: str, target: Any, args: dict[str, Any]) -> nn.Module:
     return model
 
 
+def load_torch_file(path: str | Path, what: str = "weights file") -> Any:
+    """torch.load with weights_only=True, every failure a UserError that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path}: not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated, pickled code, a different format ...
+        raise UserError(f"{what} {path}: cannot be loaded: {_one_line(e)}") from e
+
+
 def load_weights(model: nn.Module, path_text: str) -> None:
     """Load a state dict saved with torch.save (plain, or under 'state_dict' / 'model')."""
-    path = Path(path_text)
-    if not path.is_file():
-        raise UserError(f"weights file {path_text}: not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"weights file {path_text}: cannot be loaded: {_one_line(e)}") from e
+    state = load_torch_file(path_text)
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):

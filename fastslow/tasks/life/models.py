@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
+from fastslow.errors import UserError
 from fastslow.optimize.convert import to_shift_convs
 from fastslow.zoo import register_model
 
@@ -53,10 +53,15 @@ def small_net(embed: int, hidden: int) -> nn.Sequential:
 @register_model("life-min", inputs=("Bx1xHxW",), defaults={"B": 1, "H": 64, "W": 64})
 def min_net(weights: str | None = None, fast: bool = True) -> nn.Module:
     """The smallest exact predictor found by `fastslow life search`, tiny convs as shifts."""
+    from fastslow.specs import load_torch_file
+
     path = Path(weights) if weights else MIN_WEIGHTS
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    net = small_net(int(ckpt["embed"]), int(ckpt["hidden"]))
-    net.load_state_dict(ckpt["state_dict"])
+    ckpt = load_torch_file(path, "life-min weights")
+    try:
+        net = small_net(int(ckpt["embed"]), int(ckpt["hidden"]))
+        net.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise UserError(f"life-min weights {path}: not a `life search` result ({type(e).__name__}: {e})") from None
     net.eval()
     return to_shift_convs(net) if fast else net
 

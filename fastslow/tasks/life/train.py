@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastslow.errors import UserError
+from fastslow.specs import load_torch_file
 from fastslow.tasks.life.models import fc_net, percell_net
 from fastslow.tasks.life.rules import all_neighbourhoods
 
@@ -106,10 +107,8 @@ FACTORIES = {"percell": percell_net, "fc": fc_net}
 
 
 def load_checkpoint(path: Path) -> tuple[str, nn.Module]:
-    if not path.is_file():
-        raise UserError(f"checkpoint {path}: not found")
+    ckpt = load_torch_file(path, "checkpoint")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         kind = ckpt["kind"]
         model = FACTORIES[kind]()
         model.load_state_dict(ckpt["state_dict"])
@@ -125,7 +124,7 @@ def train_both(cfg: LifeTrainConfig, out: Path | None = None,
     trained = {}
     for kind, factory in FACTORIES.items():
         model = factory()
-        result = train_life(model, cfg, (lambda e, l, a, k=kind: on_epoch(k, e, l, a)) if on_epoch else None)
+        result = train_life(model, cfg, (lambda e, loss, a, k=kind: on_epoch(k, e, loss, a)) if on_epoch else None)
         if out is not None:
             save_checkpoint(out / f"{kind}.pt", kind, model, result, cfg)
         trained[kind] = (model, result)

@@ -1,0 +1,105 @@
+"""`life`, `xor` and `demo` as a user runs them."""
+
+import json
+
+import pytest
+import torch
+
+from fastslow.tasks.life.models import fc_net
+
+
+@pytest.fixture
+def life_dir(cli, tmp_path):
+    r = cli("life", "train", "--out", "runs/life", "--json", "train.json")
+    assert r.code == 0, r.err
+    return tmp_path / "runs" / "life"
+
+
+def test_life_train_writes_checkpoints_curves_and_json(cli, tmp_path, life_dir):
+    d = json.loads((tmp_path / "train.json").read_text())
+    assert d["percell"]["accuracy"] == 1.0 and d["fc"]["accuracy"] == 1.0
+    assert d["percell"]["epochs"] >= 1 and d["fc"]["epochs"] >= 1
+    assert d["percell_as_fc_max_abs_diff"] < 1e-4
+    assert (life_dir / "percell.pt").exists() and (life_dir / "fc.pt").exists()
+    assert (life_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_life_study_json_and_plot(cli, tmp_path, life_dir):
+    r = cli("life", "study", "--sizes", "1,4,16", "--models", str(life_dir), "--loop-max-cells", "16",
+            "--min-time", "0", "--max-time", "0.02", "--json", "study.json", "--plot", "study.png")
+    assert r.code == 0, r.err
+    d = json.loads((tmp_path / "study.json").read_text())
+    names = {"rule_numpy", "rule_torch", "percell_loop", "percell_batched", "fc", "min"}
+    assert names <= {row["predictor"] for row in d["rows"]}
+    for row in d["rows"]:
+        assert set(row) >= {"predictor", "size", "median_s", "accuracy"}
+        assert row["accuracy"] in (None, 1.0)
+    assert d["fit"] is not None and d["fit"]["symbol"] == "size"
+    assert (tmp_path / "study.png").exists()
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["life", "study", "--predictors", "rule_torch,bogus"], "unknown 'bogus'"),
+    (["life", "study", "--sizes", "8..2"], "--sizes"),
+    (["life", "study", "--models", "nowhere"], "nowhere/percell.pt: not found"),
+    (["life", "play", "--predictor", "magic"], "--predictor 'magic'"),
+    (["life", "play", "--min-weights", "missing.pt"], "missing.pt: not found"),
+])
+def test_life_bad_input(cli, args, fragment):
+    r = cli(*args)
+    assert r.code == 2 and fragment in r.err, r.err
+
+
+def test_life_play_check_passes_and_fails(cli, tmp_path, life_dir):
+    r = cli("life", "play", "--size", "24", "--steps", "5", "--predictor", "min", "--check", "--no-render",
+            "--json", "play.json")
+    assert r.code == 0, r.err
+    d = json.loads((tmp_path / "play.json").read_text())
+    assert d["steps"] == 5 and d["first_mismatch"] is None and d["median_predict_s"] > 0
+    # A wrong fc network (untrained weights in place of the trained ones) must be caught.
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "percell.pt").write_bytes((life_dir / "percell.pt").read_bytes())
+    torch.save({"kind": "fc", "state_dict": fc_net().state_dict()}, bad / "fc.pt")
+    r = cli("life", "play", "--size", "24", "--steps", "5", "--predictor", "fc", "--check", "--no-render",
+            "--models", str(bad))
+    assert r.code == 1 and "generation 1" in r.err
+
+
+def test_life_play_renders_frames(cli):
+    r = cli("life", "play", "--size", "10", "--steps", "2", "--interval", "0")
+    assert r.code == 0 and "gen 2/2" in r.out and "\x1b[H" in r.out
+
+
+def test_life_search_writes_usable_weights(cli, tmp_path, monkeypatch):
+    import fastslow.tasks.life.search as search
+
+    monkeypatch.setattr(search, "CANDIDATES", [(1, 2)])  # skip the impossible widths to save time
+    r = cli("life", "search", "--seeds", "16", "--epochs", "1500", "--out", "found.pt", "--json", "s.json")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "s.json").read_text())["params"] == 17
+    r = cli("life", "play", "--size", "16", "--steps", "3", "--check", "--no-render", "--min-weights", "found.pt")
+    assert r.code == 0, r.err
+
+
+def test_xor_train_json_and_plot(cli, tmp_path):
+    r = cli("xor", "train", "--seed", "2", "--epochs", "20", "--json", "x.json", "--plot", "x.png")
+    assert r.code == 0, r.err
+    d = json.loads((tmp_path / "x.json").read_text())
+    assert d["epochs"] == 20 and 0.8 < d["test_accuracy"] <= 1.0
+    assert (tmp_path / "x.png").exists() and (tmp_path / "runs" / "xor" / "xor.pt").exists()
+    again = cli("xor", "train", "--seed", "2", "--epochs", "20", "--json", "y.json")
+    assert json.loads((tmp_path / "y.json").read_text())["test_accuracy"] == d["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_demo_writes_a_self_contained_report(cli, tmp_path):
+    r = cli("demo", "--out", "rep", "--sizes", "1,8", "--search-seeds", "16")
+    assert r.code == 0, r.err
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "report: " in r.out and str(tmp_path / "rep" / "index.html") in r.out
+    for heading in ("Game of Life: training", "Smallest exact predictor", "time per generation",
+                    "Continuous XOR", "measured peaks", "Environment"):
+        assert heading in page
+    assert page.count("data:image/png;base64,") >= 3
+    assert "src=\"http" not in page  # self-contained
