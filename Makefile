@@ -20,6 +20,7 @@ demo: install
 	$(VENV)/bin/fastslow demo
 
 test: install
+	$(VENV)/bin/ruff check fastslow tests benchmarks
 	$(PY) -m pytest
 
 lint: install

@@ -88,7 +88,7 @@ def test_xor_train_json_and_plot(cli, tmp_path):
     d = json.loads((tmp_path / "x.json").read_text())
     assert d["epochs"] == 20 and 0.8 < d["test_accuracy"] <= 1.0
     assert (tmp_path / "x.png").exists() and (tmp_path / "runs" / "xor" / "xor.pt").exists()
-    again = cli("xor", "train", "--seed", "2", "--epochs", "20", "--json", "y.json")
+    cli("xor", "train", "--seed", "2", "--epochs", "20", "--json", "y.json")
     assert json.loads((tmp_path / "y.json").read_text())["test_accuracy"] == d["test_accuracy"]
 
 
