@@ -352,6 +352,7 @@ def demo(
     sizes: Annotated[str, typer.Option("--sizes", help="Grid sides for the reduced study.")] = "1..512",
     search_seeds: Annotated[int, typer.Option("--search-seeds", help="Seeds per candidate in the search.")] = 32,
     threads: Annotated[int, typer.Option("--threads", help="Threads for the timings.")] = 1,
+    json_out: JsonOut = None,
 ) -> None:
     """The main job: train the life predictors, run a reduced study, find the smallest exact
     predictor, train XOR, measure device peaks, and write an HTML report."""
@@ -442,3 +443,7 @@ def demo(
 
     report = write_report(out_dir / "index.html", "fastslow demo report", sections, env)
     output.console.print(f"report: {report.resolve()}")
+    output.write_json(json_out, {
+        "life_train": {k: r.to_dict() for k, (_, r) in trained.items()}, "search": found.to_dict(),
+        "study": payload, "xor": xr.to_dict(), "peaks": [p.to_dict() for p in peaks],
+        "report": str(report.resolve())})
