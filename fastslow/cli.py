@@ -400,4 +400,5 @@ if __name__ == "__main__":
     main()
 
 
+import fastslow.cli_cost  # noqa: E402,F401  (registers `cost` and `arch`)
 import fastslow.cli_tasks  # noqa: E402,F401  (registers `life`, `xor` and `demo`)

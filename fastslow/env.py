@@ -29,6 +29,10 @@ def git_commit(cwd: str | None = None) -> str | None:
     return f"{sha}-dirty" if dirty else sha or None
 
 
+def host_name() -> str:
+    return socket.gethostname()
+
+
 def environment(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
     from fastslow.measure.devices import _device_name
 
@@ -37,7 +41,7 @@ def environment(device: str = "cpu", threads: int | None = None) -> dict[str, An
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "host": socket.gethostname(),
+        "host": host_name(),
         "device": device,
         "device_name": _device_name(device),
         "threads": threads if threads is not None else torch.get_num_threads(),

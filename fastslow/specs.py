@@ -245,6 +245,8 @@ def resolve_model(
     spec: str, args: dict[str, Any] | None = None, weights: str | None = None
 ) -> ResolvedModel:
     """Turn a spec string into a model in eval mode (on CPU; the caller moves it)."""
+    import fastslow.zoo.resolvers  # noqa: F401  (registers timm: and torchvision:)
+
     args = args or {}
     prefix, sep, rest = spec.partition(":")
     if not sep or not prefix or not rest:

@@ -101,3 +101,45 @@ def plot_decision_boundary(path: str | Path, model: Any, x: Any, y: Any, title: 
     ax.set_title(title)
     ax.set_aspect("equal")
     return _save(fig, path)
+
+
+def plot_roofline(path: str | Path, rows: list[Any], peaks: Any, title: str = "") -> Path:
+    """Attainable FLOP/s against intensity, with the model and each timed module placed on it."""
+    pts = [r for r in rows if r.measured_s and r.flops and r.bytes]
+    lo = min([r.intensity for r in pts] + [peaks.ridge_intensity / 100]) / 2
+    hi = max([r.intensity for r in pts] + [peaks.ridge_intensity * 10]) * 2
+    xs = np.geomspace(lo, hi, 200)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.loglog(xs, np.minimum(peaks.flops_per_s, peaks.bytes_per_s * xs), "k-",
+              label=f"roof: {peaks.flops_per_s / 1e9:.0f} GFLOP/s, {peaks.bytes_per_s / 1e9:.0f} GB/s")
+    for r in pts:
+        whole = r.name == ""
+        ax.loglog(r.intensity, r.achieved_flops_per_s, "*" if whole else "o", ms=12 if whole else 6)
+        ax.annotate(r.name or "(model)", (r.intensity, r.achieved_flops_per_s), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("achieved FLOP/s")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_throughput_vs_params(path: str | Path, entries: list[dict[str, Any]], title: str = "") -> Path:
+    """The course's figure: throughput against parameter count, coloured by family."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    colours = {"convolutional": "tab:blue", "efficient": "tab:green", "transformer": "tab:red"}
+    seen = set()
+    for e in entries:
+        fam = e.get("family", "")
+        ax.scatter(e["params"] / 1e6, e["throughput_per_s"], s=60, color=colours.get(fam, "tab:grey"),
+                   label=fam if fam not in seen else None)
+        seen.add(fam)
+        ax.annotate(e["spec"], (e["params"] / 1e6, e["throughput_per_s"]), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
+    ax.set_xlabel("parameters (millions)")
+    ax.set_ylabel("throughput (items/s)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
