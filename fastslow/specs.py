@@ -220,6 +220,19 @@ def load_weights(model: nn.Module, path_text: str) -> None:
         raise UserError(f"weights file {path_text}: does not fit the model: {'; '.join(parts)}")
 
 
+def resolve_callable(spec: str, *, what: str) -> Any:
+    """The object named by 'path/file.py:attr' or 'package.module:attr'."""
+    owner_text, sep, attr = spec.rpartition(":")
+    if not sep or not owner_text or not attr:
+        raise UserError(f"{what} '{spec}' must be path/to/file.py:name or package.module:name")
+    is_file = owner_text.endswith(".py") or "/" in owner_text
+    owner = _import_file(owner_text) if is_file else _import_module(owner_text)
+    if not hasattr(owner, attr):
+        public = sorted(n for n in vars(owner) if not n.startswith("_"))[:20]
+        raise UserError(f"{what} '{spec}': {owner_text} has no attribute '{attr}' (it has: {', '.join(public)})")
+    return getattr(owner, attr)
+
+
 # Resolvers for "PREFIX:rest" specs; further ones (timm:, torchvision:) register here.
 RESOLVERS: dict[str, Callable[[str, dict[str, Any]], ResolvedModel]] = {}
 
@@ -256,14 +269,7 @@ def resolve_model(
     if prefix in RESOLVERS:
         resolved = RESOLVERS[prefix](rest, args)
     else:
-        owner_text, _, attr = spec.rpartition(":")
-        is_file = owner_text.endswith(".py") or "/" in owner_text
-        owner = _import_file(owner_text) if is_file else _import_module(owner_text)
-        if not hasattr(owner, attr):
-            public = sorted(n for n in vars(owner) if not n.startswith("_"))[:20]
-            raise UserError(f"model '{spec}': {owner_text} has no attribute '{attr}' "
-                            f"(it has: {', '.join(public)})")
-        resolved = ResolvedModel(spec, _build(spec, getattr(owner, attr), args))
+        resolved = ResolvedModel(spec, _build(spec, resolve_callable(spec, what="model"), args))
     if weights:
         load_weights(resolved.model, weights)
     resolved.model.eval()

@@ -143,3 +143,25 @@ def plot_throughput_vs_params(path: str | Path, entries: list[dict[str, Any]], t
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_latency_accuracy(path: str | Path, payload: dict[str, Any], title: str = "") -> Path:
+    """Each judged variant at (latency, accuracy); accepted filled, rejected hollow, Pareto ringed."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    b = payload["baseline"]
+    ax.scatter([b["median_s"] * 1e3], [100 * b["accuracy"]], marker="*", s=160, color="k", label="baseline")
+    for v in payload["variants"]:
+        if v["median_s"] is None or v["accuracy"] is None:
+            continue
+        ok = v["verdict"] == "accepted"
+        ax.scatter([v["median_s"] * 1e3], [100 * v["accuracy"]], s=70 if v["pareto"] else 40,
+                   facecolors="tab:green" if ok else "none", edgecolors="k" if v["pareto"] else "tab:red")
+        ax.annotate(v["name"], (v["median_s"] * 1e3, 100 * v["accuracy"]), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per batch (ms, log)")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -42,7 +42,8 @@ def register_model(
 
 
 def _load_builtin() -> None:
-    from fastslow.tasks.life import models as _life  # noqa: F401  (registers on import)
+    from fastslow.tasks import digits as _digits  # noqa: F401  (registers on import)
+    from fastslow.tasks.life import models as _life  # noqa: F401
     from fastslow.tasks.xor import model as _xor  # noqa: F401
     from fastslow.zoo import models  # noqa: F401
 

@@ -1,0 +1,141 @@
+"""Judging: the one function that decides what a variant bought and what it cost.
+
+Every variant is timed against the baseline interleaved in this process (ratio of medians
+with a bootstrap interval), at the user's batch size and thread count, on the same input
+batch; then its size on disk, parameters, FLOPs, held-out accuracy and largest output
+deviation from the baseline are taken. A variant slower than the baseline (the interval
+lies above 1) or losing more than `max_accuracy_drop` points is rejected, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from fastslow.cost.counter import count_cost, state_dict_size_bytes
+from fastslow.measure.compare import compare
+from fastslow.measure.timer import TimerConfig, Workload
+from fastslow.optimize.variants import Candidate, Context, build
+from fastslow.tasks.base import params_of
+
+
+@dataclass
+class VariantResult:
+    name: str
+    verdict: str = "rejected"
+    reason: str = ""
+    median_s: float | None = None
+    latency_ratio: float | None = None
+    ci95: tuple[float, float] | None = None
+    size_bytes: int | None = None
+    params: int | None = None
+    flops: int | None = None
+    accuracy: float | None = None
+    max_abs_diff: float | None = None
+    pareto: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+    baseline_median_s: float | None = None  # the baseline, as timed beside this variant
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ci95"] = list(self.ci95) if self.ci95 else None
+        return d
+
+
+@dataclass
+class OptimizeReport:
+    baseline: dict[str, Any]
+    variants: list[VariantResult]
+    batch: int
+    threads: int | None
+    max_accuracy_drop: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "variants": [v.to_dict() for v in self.variants], "batch": self.batch,
+                "threads": self.threads, "max_accuracy_drop": self.max_accuracy_drop}
+
+    def best(self) -> VariantResult | None:
+        """The fastest accepted variant (ties: the more accurate)."""
+        ok = [v for v in self.variants if v.verdict == "accepted" and v.median_s]
+        return min(ok, key=lambda v: (v.latency_ratio, -(v.accuracy or 0))) if ok else None
+
+
+def _flops(module: nn.Module, x: torch.Tensor) -> int | None:
+    try:
+        return count_cost(module, (x,)).flops
+    except Exception:  # a structure the counter cannot run (it never blocks judging)
+        return None
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """(latency, accuracy) pairs: True where no other point is as fast and as accurate, and better in one."""
+    out = []
+    for i, (t, a) in enumerate(points):
+        dominated = any(t2 <= t and a2 >= a and (t2 < t or a2 > a) for j, (t2, a2) in enumerate(points) if j != i)
+        out.append(not dominated)
+    return out
+
+
+def judge_candidate(c: Candidate, ctx: Context, baseline_accuracy: float, max_accuracy_drop: float,
+                    timer: TimerConfig) -> VariantResult:
+    r = VariantResult(c.name, notes=dict(c.notes))
+    x = ctx.example
+    with torch.inference_mode():
+        r.max_abs_diff = float((c.predict(x).float() - ctx.baseline(x)).abs().max())
+    r.accuracy = ctx.task.evaluate(c.predict, ctx.data)
+    comparison = compare(Workload(lambda: ctx.baseline(x), threads=ctx.threads, label="baseline"),
+                         Workload(lambda: c.predict(x), threads=ctx.threads, label=c.name), timer)
+    r.median_s, r.baseline_median_s = comparison.b.median_s, comparison.a.median_s
+    r.latency_ratio, r.ci95 = comparison.ratio, comparison.ci95
+    r.params = params_of(c.float_module)
+    r.flops = _flops(c.float_module, x)
+    r.size_bytes = c.size_bytes if c.size_bytes is not None else state_dict_size_bytes(c.module or c.float_module)
+    if "compile_s" in r.notes and r.baseline_median_s and r.median_s and r.median_s < r.baseline_median_s:
+        r.notes["break_even_calls"] = math.ceil(r.notes["compile_s"] / (r.baseline_median_s - r.median_s))
+    drop_points = 100 * (baseline_accuracy - r.accuracy)
+    if comparison.verdict == "slower":
+        r.reason = f"slower than the baseline ({comparison.ratio:.2f}x, 95% CI {comparison.ci95[0]:.2f}-" \
+                   f"{comparison.ci95[1]:.2f})"
+    elif drop_points > max_accuracy_drop:
+        r.reason = f"loses {drop_points:.2f} accuracy points (limit {max_accuracy_drop})"
+    else:
+        r.verdict = "accepted"
+        r.reason = "faster" if comparison.verdict == "faster" else "not slower (speed indistinguishable)"
+    return r
+
+
+def optimize(ctx: Context, pipelines: list[list[tuple[str, str | None]]], *, max_accuracy_drop: float = 1.0,
+             timer: TimerConfig | None = None, on_variant: Callable[[VariantResult], None] | None = None
+             ) -> OptimizeReport:
+    """Build and judge every pipeline against the baseline; a pipeline that fails is rejected with its error."""
+    timer = timer or TimerConfig(min_time_s=0.3, max_time_s=2.0, rel_precision=0.02)
+    base_acc = ctx.task.evaluate(ctx.baseline, ctx.data)
+    results = []
+    for pipeline in pipelines:
+        name = "+".join(f"{n}:{a}" if a else n for n, a in pipeline)
+        try:
+            candidate = build(pipeline, ctx)
+            result = judge_candidate(candidate, ctx, base_acc, max_accuracy_drop, timer)
+        except Exception as e:  # a technique that does not apply to this model is a finding, not a crash
+            lines = str(e).strip().splitlines()
+            result = VariantResult(name, reason=f"failed: {type(e).__name__}: {lines[0] if lines else ''}")
+        results.append(result)
+        if on_variant:
+            on_variant(result)
+    baseline_medians = [r.baseline_median_s for r in results if r.baseline_median_s]
+    baseline = {
+        "median_s": sorted(baseline_medians)[len(baseline_medians) // 2] if baseline_medians else None,
+        "size_bytes": state_dict_size_bytes(ctx.baseline), "params": params_of(ctx.baseline),
+        "flops": _flops(ctx.baseline, ctx.example), "accuracy": base_acc,
+    }
+    accepted = [r for r in results if r.verdict == "accepted"]
+    front = pareto_front([(1.0, base_acc)] + [(r.latency_ratio, r.accuracy) for r in accepted])  # type: ignore[misc]
+    baseline["pareto"] = front[0]
+    for r, on in zip(accepted, front[1:], strict=True):
+        r.pareto = on
+    return OptimizeReport(baseline, results, int(ctx.example.shape[0]), ctx.threads, max_accuracy_drop)

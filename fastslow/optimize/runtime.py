@@ -1,0 +1,84 @@
+"""Running the same model differently: torch.compile, lower precision, channels_last, and ONNX
+Runtime. Each returns a predict function and what it cost to build."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fastslow.errors import UserError
+
+Predict = Callable[[torch.Tensor], torch.Tensor]
+
+
+def compiled(model: nn.Module, example: torch.Tensor) -> tuple[Predict, float]:
+    """torch.compile (inductor) and the seconds its first call took, which is the compile."""
+    fn = torch.compile(copy.deepcopy(model).eval())
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        fn(example)
+    return fn, time.perf_counter() - t0
+
+
+def low_precision(model: nn.Module, dtype: torch.dtype, example: torch.Tensor) -> Predict:
+    m = copy.deepcopy(model).eval().to(dtype)
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return m(x.to(dtype)).float()
+
+    try:
+        with torch.inference_mode():
+            predict(example)
+    except (RuntimeError, NotImplementedError) as e:
+        raise UserError(f"{dtype} is not supported for this model on this device: {str(e).splitlines()[0]}") from None
+    return predict
+
+
+def channels_last(model: nn.Module) -> Predict:
+    m = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return m(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+
+    return predict
+
+
+def onnx_session(model: nn.Module, example: torch.Tensor, threads: int | None, out_dir: Path | None = None
+                 ) -> tuple[Predict, dict[str, Any]]:
+    """Export with torch.onnx (dynamo, dynamic batch) and open an ONNX Runtime CPU session."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError("ONNX needs onnx, onnxscript and onnxruntime (pip install 'fastslow[optimize]')") from None
+    out_dir = out_dir or Path(tempfile.mkdtemp(prefix="fastslow-onnx-"))
+    path = out_dir / "model.onnx"
+    t0 = time.perf_counter()
+    batch = torch.export.Dim("batch", min=1)
+    # The exporter prints its progress and warns about pytree internals: keep that off the user's screen.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(copy.deepcopy(model).eval(), (example,), str(path), dynamo=True, verbose=False,
+                          dynamic_shapes=({0: batch},), report=False)
+    export_s = time.perf_counter() - t0
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
+
+    size = sum(p.stat().st_size for p in out_dir.iterdir() if p.name.startswith("model.onnx"))
+    return predict, {"export_s": export_s, "size_bytes": size, "path": str(path)}

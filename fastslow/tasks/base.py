@@ -1,0 +1,150 @@
+"""The shape every task has: data, a model factory, a training loop, an evaluation.
+
+`optimize` needs nothing else from a task, so a user's own task is a function returning a
+`Task` (`--task mypkg.tasks:make_task`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fastslow.errors import UserError
+
+Predict = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TaskData:
+    train: TensorDataset
+    test: TensorDataset
+    calibration: TensorDataset  # a few training batches, for static quantization
+
+    def batch(self, size: int) -> torch.Tensor:
+        """`size` test inputs (cycled if the test set is smaller): what timing runs on."""
+        x = self.test.tensors[0]
+        reps = -(-size // x.shape[0])
+        return x.repeat(reps, *[1] * (x.dim() - 1))[:size].contiguous()
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    lr: float = 1e-3  # Adam
+    batch_size: int = 64
+    seed: int = 0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class Task:
+    """A classification task: logits out, `loss` "ce" (classes) or "bce" (one logit)."""
+
+    name: str
+    make_model: Callable[[], nn.Module]
+    make_data: Callable[[int], TaskData]
+    loss: str = "ce"
+    train_config: TrainConfig = field(default_factory=TrainConfig)
+    make_student: Callable[[float], nn.Module] | None = None  # width fraction -> smaller model
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("ce", "bce"):
+            raise UserError(f"task {self.name}: 'loss' must be 'ce' or 'bce' (got {self.loss!r})")
+
+    def build_model(self) -> nn.Module:
+        """The task's model, initialised from the task's seed (so runs are repeatable)."""
+        torch.manual_seed(self.train_config.seed)
+        return self.make_model()
+
+    def train(self, model: nn.Module, data: TaskData, cfg: TrainConfig | None = None,
+              teacher: Predict | None = None, temperature: float = 4.0, alpha: float = 0.9) -> nn.Module:
+        return fit(model, data.train, self.loss, cfg or self.train_config, teacher, temperature, alpha)
+
+    def evaluate(self, predict: Predict, data: TaskData) -> float:
+        return accuracy(predict, data.test, self.loss)
+
+
+def task_loss(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "ce":
+        return F.cross_entropy(logits, y)
+    return F.binary_cross_entropy_with_logits(logits.reshape(-1), y.float().reshape(-1))
+
+
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, y: torch.Tensor, loss: str,
+                      temperature: float, alpha: float) -> torch.Tensor:
+    """alpha · soft-target loss at temperature T (scaled by T², Hinton et al. 2015) + (1 - alpha) · hard loss."""
+    t = temperature
+    if loss == "ce":
+        soft = F.kl_div(F.log_softmax(logits / t, -1), F.softmax(teacher_logits / t, -1), reduction="batchmean")
+    else:
+        soft = F.binary_cross_entropy_with_logits(logits.reshape(-1) / t, torch.sigmoid(teacher_logits.reshape(-1) / t))
+    return alpha * soft * t * t + (1 - alpha) * task_loss(logits, y, loss)
+
+
+def fit(model: nn.Module, train: TensorDataset, loss: str, cfg: TrainConfig, teacher: Predict | None = None,
+        temperature: float = 4.0, alpha: float = 0.9) -> nn.Module:
+    """Adam on the task loss (or the distillation loss when a teacher is given); seeded."""
+    torch.manual_seed(cfg.seed)
+    loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(cfg.seed))
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                           weight_decay=cfg.weight_decay)
+    model.train()
+    for _ in range(cfg.epochs):
+        for x, y in loader:
+            logits = model(x)
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits = teacher(x)
+                value = distillation_loss(logits, t_logits, y, loss, temperature, alpha)
+            else:
+                value = task_loss(logits, y, loss)
+            opt.zero_grad()
+            value.backward()
+            opt.step()
+    return model.eval()
+
+
+def accuracy(predict: Predict, data: TensorDataset, loss: str, batch_size: int = 512) -> float:
+    x, y = data.tensors
+    correct = 0
+    with torch.inference_mode():
+        for i in range(0, x.shape[0], batch_size):
+            out = predict(x[i : i + batch_size]).float()
+            if loss == "ce":
+                pred = out.argmax(-1)
+            else:
+                pred = (out.reshape(-1) > 0).long()
+            correct += int((pred == y[i : i + batch_size].reshape(-1).long()).sum())
+    return correct / x.shape[0]
+
+
+def params_of(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def resolve_task(name: str) -> Task:
+    """A built-in task by name, or `module:function` returning a Task."""
+    from fastslow.tasks.registry import TASKS
+
+    if name in TASKS:
+        return TASKS[name]()
+    if ":" not in name:
+        raise UserError(f"--task '{name}': unknown (built in: {', '.join(TASKS)}; or module:function)")
+    from fastslow.specs import resolve_callable
+
+    task = resolve_callable(name, what="--task")()
+    if not isinstance(task, Task):
+        raise UserError(f"--task '{name}' returned a {type(task).__name__}, not a fastslow.tasks.base.Task")
+    return task
+
+
+def describe(task: Task) -> dict[str, Any]:
+    return {"name": task.name, "loss": task.loss, "description": task.description}

@@ -1,0 +1,24 @@
+"""The continuous-XOR classifier as an `optimize` task."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from fastslow.tasks.base import Task, TaskData, TrainConfig
+from fastslow.tasks.xor.model import xor_net
+from fastslow.tasks.xor.train import XorConfig, make_data
+
+
+def xor_data(seed: int = 0) -> TaskData:
+    cfg = XorConfig(seed=seed)
+    train = make_data(cfg.n_train, cfg.noise, cfg.seed)
+    return TaskData(train, make_data(cfg.n_test, cfg.noise, cfg.seed + 1), train)
+
+
+def xor_student(width: float) -> nn.Sequential:
+    return xor_net(hidden=max(2, round(4 * width)))
+
+
+def xor_task() -> Task:
+    return Task("xor", xor_net, xor_data, "bce", TrainConfig(epochs=60, lr=1e-2, batch_size=32),
+                make_student=xor_student, description="noisy continuous XOR, 2-4-1 tanh")

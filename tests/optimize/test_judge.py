@@ -1,0 +1,96 @@
+import time
+
+import pytest
+import torch
+
+from fastslow.errors import UserError
+from fastslow.measure.timer import TimerConfig
+from fastslow.optimize import variants as V
+from fastslow.optimize.judge import optimize, pareto_front
+from fastslow.optimize.save import save_variant
+from fastslow.tasks.base import params_of, resolve_task
+
+FAST = TimerConfig(warmup_s=0.0, min_time_s=0.05, max_time_s=0.3, rel_precision=0.03)
+
+
+@pytest.fixture(scope="module")
+def xor_ctx() -> V.Context:
+    task = resolve_task("xor")
+    data = task.make_data(0)
+    model = task.train(task.build_model(), data)
+    return V.Context(task, data, model, data.batch(64), threads=1)
+
+
+def test_parse_pipelines():
+    assert V.parse_pipelines("prune-structured:0.5+finetune,int8-dynamic") == [
+        [("prune-structured", "0.5"), ("finetune", None)], [("int8-dynamic", None)]]
+    with pytest.raises(UserError, match="unknown step 'nope'.*int8-dynamic"):
+        V.parse_pipelines("nope")
+    with pytest.raises(UserError, match="'onnx' leaves torch modules"):
+        V.parse_pipelines("onnx+int8-dynamic")
+    with pytest.raises(UserError, match="argument must be a number"):
+        V._float_arg("x", None, "prune-l1")
+
+
+def test_pareto_front():
+    assert pareto_front([(1.0, 0.9), (0.5, 0.9), (0.4, 0.8), (0.6, 0.95)]) == [False, True, True, True]
+
+
+@pytest.fixture
+def slow_step():
+    @V.register_step("test-sleep", "adds 5 ms per call")
+    def step(c: V.Candidate, ctx: V.Context, arg: str | None) -> V.Candidate:
+        def predict(x, inner=c.predict):
+            time.sleep(0.005)
+            return inner(x)
+        return V.Candidate(c.name, predict, None, c.float_module, None, dict(c.notes))
+    yield
+    del V.STEPS["test-sleep"]
+
+
+def test_verdicts_reasons_and_failures(xor_ctx, slow_step):
+    report = optimize(xor_ctx, V.parse_pipelines("test-sleep,prune-global:0.99,int8-dynamic,fp16,prune-structured:2"),
+                      max_accuracy_drop=1.0, timer=FAST)
+    by = {v.name: v for v in report.variants}
+    assert by["test-sleep"].verdict == "rejected" and "slower than the baseline" in by["test-sleep"].reason
+    assert by["test-sleep"].latency_ratio > 1
+    assert by["prune-global:0.99"].verdict == "rejected" and "accuracy points" in by["prune-global:0.99"].reason
+    assert by["prune-global:0.99"].notes["sparsity"] > 0.9
+    assert by["prune-structured:2"].verdict == "rejected" and "between 0 and 1" in by["prune-structured:2"].reason
+    q = by["int8-dynamic"]  # on a 17-parameter net, quantization overhead outweighs everything
+    assert q.accuracy is not None and q.max_abs_diff is not None and q.size_bytes is not None
+    assert (q.verdict == "rejected") == (q.ci95[0] > 1 or "accuracy" in q.reason)
+    assert set(report.baseline) >= {"median_s", "size_bytes", "params", "flops", "accuracy"}
+    d = report.to_dict()["variants"][0]
+    assert set(d) >= {"name", "median_s", "latency_ratio", "ci95", "size_bytes", "params", "flops", "accuracy",
+                      "max_abs_diff", "verdict", "pareto", "reason"}
+
+
+def test_onnx_matches_torch_and_saves_a_loadable_file(xor_ctx, tmp_path):
+    import onnxruntime as ort
+
+    c = V.build([("onnx", None)], xor_ctx)
+    assert c.notes["onnx_vs_torch_max_abs_diff"] < 1e-4
+    manifest = save_variant(tmp_path, c, {}, {"task": "xor"}, xor_ctx.example)
+    assert manifest["format"] == "onnx"
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = xor_ctx.example[:5]
+    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(out), xor_ctx.baseline(x).detach(), atol=1e-4, rtol=1e-4)
+
+
+def test_a_pruned_module_saves_as_an_exported_program(xor_ctx, tmp_path):
+    c = V.build(V.parse_pipelines("prune-l1+finetune:1")[0], xor_ctx)
+    assert c.size_bytes is not None and c.notes["dense_size_bytes"] > 0
+    manifest = save_variant(tmp_path, c, {}, {}, xor_ctx.example)
+    assert manifest["format"] == "torch.export"
+    loaded = torch.export.load(tmp_path / "model.pt2").module()
+    x = xor_ctx.example[:5]
+    torch.testing.assert_close(loaded(x), c.module(x))
+
+
+def test_distilled_and_plain_students_have_the_same_size(xor_ctx):
+    d = V.build([("distill", "0.5")], xor_ctx)
+    s = V.build([("student", "0.5")], xor_ctx)
+    assert params_of(d.module) == params_of(s.module) < params_of(xor_ctx.baseline)
+    assert d.notes["distilled"] and not s.notes["distilled"]

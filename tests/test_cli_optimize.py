@@ -1,0 +1,60 @@
+"""`optimize` as a user runs it."""
+
+import json
+import textwrap
+
+import pytest
+
+
+def test_optimize_json_save_plot_and_history(cli, tmp_path):
+    r = cli("optimize", "--task", "xor", "--try", "int8-dynamic,prune-l1,onnx", "--max-time", "0.3",
+            "--json", "o.json", "--save", "best", "--plot", "o.png")
+    assert r.code == 0, r.err
+    d = json.loads((tmp_path / "o.json").read_text())
+    assert set(d["baseline"]) >= {"median_s", "size_bytes", "params", "flops", "accuracy"}
+    assert [v["name"] for v in d["variants"]] == ["int8-dynamic", "prune-l1", "onnx"]
+    for v in d["variants"]:
+        assert v["verdict"] in ("accepted", "rejected") and isinstance(v["pareto"], bool) and v["reason"]
+        assert v["latency_ratio"] == pytest.approx(v["median_s"] / v["baseline_median_s"], rel=1e-9)
+    manifest = json.loads((tmp_path / "best" / "manifest.json").read_text())
+    assert manifest["task"] == "xor" and manifest["format"] in ("onnx", "torch.export", "state_dict", "none")
+    assert (tmp_path / "o.png").exists()
+    h = cli("history", "--command", "optimize", "--json", "h.json")
+    assert h.code == 0 and json.loads((tmp_path / "h.json").read_text())["runs"][0]["spec"] == "task:xor"
+
+
+def test_a_users_own_task_and_model(cli, tmp_path):
+    (tmp_path / "mytask.py").write_text(textwrap.dedent("""
+        from torch import nn
+        from fastslow.tasks.base import Task, TrainConfig
+        from fastslow.tasks.xor.task import xor_data
+
+        def wide():
+            return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
+
+        def make_task():
+            return Task("mine", wide, xor_data, "bce", TrainConfig(epochs=10, lr=1e-2))
+    """))
+    r = cli("optimize", "--task", "mytask.py:make_task", "--try", "int8-dynamic", "--max-time", "0.2",
+            "--json", "u.json")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "u.json").read_text())["baseline"]["params"] == 2 * 16 + 16 + 16 + 1
+    r = cli("optimize", "zoo:xor", "--task", "xor", "--try", "int8-dynamic", "--max-time", "0.2", "--json", "s.json")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "s.json").read_text())["baseline"]["params"] == 17
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--try", "bogus"], "unknown step 'bogus'"),
+    (["--task", "nope"], "--task 'nope': unknown"),
+    (["--batch", "0"], "--batch"),
+    (["zoo:mlp", "--task", "xor", "--try", "int8-dynamic"], "rejected the task's input"),
+])
+def test_optimize_bad_input(cli, args, fragment):
+    r = cli("optimize", *args)
+    assert r.code == 2 and fragment in r.err, r.err
+
+
+def test_optimize_lists_steps(cli):
+    r = cli("optimize", "--list")
+    assert r.code == 0 and "prune-structured" in r.out and "default --try" in r.out
