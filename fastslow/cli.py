@@ -403,3 +403,4 @@ if __name__ == "__main__":
 import fastslow.cli_cost  # noqa: E402,F401  (registers `cost` and `arch`)
 import fastslow.cli_optimize  # noqa: E402,F401  (registers `optimize`)
 import fastslow.cli_tasks  # noqa: E402,F401  (registers `life`, `xor` and `demo`)
+import fastslow.cli_tpugraphs  # noqa: E402,F401  (registers `tpugraphs`)

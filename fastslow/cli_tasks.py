@@ -352,6 +352,7 @@ def demo(
     sizes: Annotated[str, typer.Option("--sizes", help="Grid sides for the reduced study.")] = "1..512",
     search_seeds: Annotated[int, typer.Option("--search-seeds", help="Seeds per candidate in the search.")] = 32,
     threads: Annotated[int, typer.Option("--threads", help="Threads for the timings.")] = 1,
+    matmul_size: Annotated[int | None, typer.Option("--matmul-size", help="Matrix side for the peaks.")] = None,
     json_out: JsonOut = None,
 ) -> None:
     """The main job: train the life predictors, run a reduced study, find the smallest exact
@@ -433,7 +434,7 @@ def demo(
 
     _say("[bold]5/5[/bold] measuring device peaks (matmul FLOP/s, copy bandwidth)")
     devices = list_devices()
-    peaks = [p for d in devices for p in measure_peaks(d["device"])]
+    peaks = [p for d in devices for p in measure_peaks(d["device"], matmul_size=matmul_size)]
     results_store.add_peaks(peaks, host=env["host"])
     sections.append(Section("Devices and measured peaks").table(
         [{"device": d["device"], "name": d["name"]} for d in devices]).table([p.to_dict() for p in peaks]))

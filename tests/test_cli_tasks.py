@@ -94,7 +94,8 @@ def test_xor_train_json_and_plot(cli, tmp_path):
 
 @pytest.mark.slow
 def test_demo_writes_a_self_contained_report(cli, tmp_path):
-    r = cli("demo", "--out", "rep", "--sizes", "1,8", "--search-seeds", "16", "--json", "demo.json")
+    r = cli("demo", "--out", "rep", "--sizes", "1,8", "--search-seeds", "16", "--matmul-size", "256",
+            "--json", "demo.json")
     assert r.code == 0, r.err
     d = json.loads((tmp_path / "demo.json").read_text())
     assert d["search"]["params"] == 17 and d["xor"]["test_accuracy"] > 0.8

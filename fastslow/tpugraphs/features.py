@@ -1,0 +1,58 @@
+"""Feature normalisation, fitted on the training split only.
+
+Raw node features span 0 to ~1e9 (byte counts next to flags), so each value goes through
+sign(x)·log1p(|x|) and is then standardised per column with the training split's mean and
+standard deviation (columns constant in training become 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def squash(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+@dataclass
+class Standardizer:
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def fit(cls, rows: list[torch.Tensor]) -> Standardizer:
+        x = squash(torch.cat(rows).double())
+        mean, std = x.mean(0), x.std(0, unbiased=False)
+        std = torch.where(std > 1e-6, std, torch.ones_like(std))
+        return cls(mean.float(), std.float())
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (squash(x.float()) - self.mean) / self.std
+
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        return {"mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, torch.Tensor]) -> Standardizer:
+        return cls(d["mean"], d["std"])
+
+
+@dataclass
+class TileNormalizer:
+    node: Standardizer
+    config: Standardizer
+
+    @classmethod
+    def fit(cls, graphs: list) -> TileNormalizer:  # list[TileGraph], training split only
+        if not graphs:
+            raise ValueError("no training graphs to fit the feature normalisation on")
+        return cls(Standardizer.fit([g.node_feat for g in graphs]), Standardizer.fit([g.config_feat for g in graphs]))
+
+    def to_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"node": self.node.to_dict(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TileNormalizer:
+        return cls(Standardizer.from_dict(d["node"]), Standardizer.from_dict(d["config"]))

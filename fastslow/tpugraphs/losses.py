@@ -1,0 +1,43 @@
+"""Losses over groups of configurations of one graph. Scores are predicted costs (lower =
+faster); targets are runtimes. Groups are given as a dense (graphs, configs) matrix with a
+mask, since graphs contribute different numbers of configurations."""
+
+from __future__ import annotations
+
+import torch
+
+LOSSES = ("mse", "listmle", "hinge")
+
+
+def mse(scores: torch.Tensor, runtime: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The notebook's loss: squared error against each graph's runtimes min-max scaled to [0, 1]."""
+    big = torch.finfo(runtime.dtype).max
+    lo = torch.where(mask, runtime, torch.full_like(runtime, big)).min(1, keepdim=True).values
+    hi = torch.where(mask, runtime, torch.full_like(runtime, -big)).max(1, keepdim=True).values
+    target = (runtime - lo) / (hi - lo).clamp_min(1e-12)
+    return ((scores - target) ** 2)[mask].mean()
+
+
+def listmle(scores: torch.Tensor, runtime: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """ListMLE (Xia et al. 2008): the negative log-likelihood of the true order (fastest
+    first) under a Plackett-Luce model of -score."""
+    order = torch.argsort(torch.where(mask, runtime, torch.full_like(runtime, float("inf"))), dim=1)
+    s = torch.gather(-scores, 1, order)
+    m = torch.gather(mask, 1, order)
+    s = torch.where(m, s, torch.full_like(s, -1e9))
+    # log of the sum over the configurations not yet placed: a reversed cumulative logsumexp
+    tail = torch.logcumsumexp(s.flip(1), dim=1).flip(1)
+    per_graph = ((tail - s) * m).sum(1) / m.sum(1).clamp_min(1)
+    return per_graph.mean()
+
+
+def hinge(scores: torch.Tensor, runtime: torch.Tensor, mask: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
+    """Pairwise hinge: for every pair where i is faster than j, max(0, margin - (s_j - s_i))."""
+    faster = (runtime.unsqueeze(2) < runtime.unsqueeze(1)) & mask.unsqueeze(2) & mask.unsqueeze(1)
+    gap = scores.unsqueeze(1) - scores.unsqueeze(2)  # [g, i, j] = s_j - s_i
+    violation = torch.relu(margin - gap)[faster]
+    return violation.mean() if violation.numel() else scores.sum() * 0
+
+
+def loss_fn(name: str):
+    return {"mse": mse, "listmle": listmle, "hinge": hinge}[name]

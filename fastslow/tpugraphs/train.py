@@ -1,0 +1,253 @@
+"""Training tile rankers: many graphs × sampled configurations per step, Adam with a
+one-cycle schedule and gradient clipping; data-parallel under `torchrun` unchanged.
+
+Under torchrun (WORLD_SIZE > 1) each process joins the process group (gloo on CPU, NCCL on
+GPU), wraps the model in DistributedDataParallel, and takes its own equal share of each
+epoch's shuffled graphs; rank 0 evaluates and writes the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from fastslow.errors import UserError
+from fastslow.tpugraphs.data import TileGraph
+from fastslow.tpugraphs.features import TileNormalizer
+from fastslow.tpugraphs.losses import LOSSES, loss_fn
+from fastslow.tpugraphs.metrics import RankingReport
+from fastslow.tpugraphs.models import MODELS, PairBatch, TileRanker
+
+
+@dataclass
+class TrainConfig:
+    collection: str = "tile:xla"
+    model: str = "early-sage"
+    loss: str = "listmle"
+    epochs: int = 20
+    lr: float = 3e-3  # the one-cycle peak
+    batch_graphs: int = 16  # graphs per step ...
+    configs_per_graph: int = 16  # ... each with this many sampled configurations
+    hidden: int = 64
+    layers: int = 3
+    bidirectional: bool = True
+    clip: float = 1.0  # gradient norm limit
+    seed: int = 0
+    data: str = ""  # where the data came from (recorded for eval and predict)
+
+    def __post_init__(self) -> None:
+        if self.collection != "tile:xla":
+            raise UserError(f"--collection {self.collection}: training is implemented for tile:xla only "
+                            "(layout files load, validate and are scored, but have no trainer yet)")
+        if self.model not in MODELS:
+            raise UserError(f"--model '{self.model}': unknown (known: {', '.join(MODELS)})")
+        if self.loss not in LOSSES:
+            raise UserError(f"--loss '{self.loss}': unknown (known: {', '.join(LOSSES)})")
+        for name in ("epochs", "batch_graphs", "configs_per_graph", "hidden", "layers"):
+            if getattr(self, name) < 1:
+                raise UserError(f"'{name}' must be >= 1 (got {getattr(self, name)})")
+
+
+@dataclass
+class Prepared:
+    """A graph with normalised features, ready to batch."""
+
+    name: str
+    x: torch.Tensor
+    opcode: torch.Tensor
+    edge_index: torch.Tensor
+    config: torch.Tensor
+    runtime: torch.Tensor
+    config_index: torch.Tensor
+
+
+def prepare(graphs: list[TileGraph], norm: TileNormalizer) -> list[Prepared]:
+    return [Prepared(g.name, norm.node(g.node_feat), g.node_opcode, g.edge_index, norm.config(g.config_feat),
+                     g.runtime, g.config_index) for g in graphs]
+
+
+def make_batch(items: list[tuple[Prepared, torch.Tensor]], early: bool) -> PairBatch:
+    """Pairs (graph, chosen configuration rows) into one disjoint-union batch.
+
+    Built with a handful of whole-batch tensor operations rather than several per graph:
+    with small kernels, per-graph Python work would cost as much as the model itself.
+    """
+    graphs = [g for g, _ in items]
+    k = torch.tensor([r.numel() for _, r in items])
+    n = torch.tensor([g.x.shape[0] for g in graphs])
+    m = torch.tensor([g.edge_index.shape[1] for g in graphs])
+    configs = torch.cat([g.config[r] for g, r in items])
+    pair_graph = torch.repeat_interleave(torch.arange(len(items)), k)
+    copies = k if early else torch.ones_like(k)  # early join: one copy of the graph per pair
+    x = torch.cat([g.x.expand(int(c), -1, -1).reshape(-1, g.x.shape[1]) if c > 1 else g.x
+                   for g, c in zip(graphs, copies.tolist(), strict=True)])
+    opcode = torch.cat([g.opcode.repeat(int(c)) for g, c in zip(graphs, copies.tolist(), strict=True)])
+    copy_nodes = torch.repeat_interleave(n, copies)  # nodes in each copy, copy by copy
+    copy_start = torch.cumsum(copy_nodes, 0) - copy_nodes
+    copy_edges = torch.repeat_interleave(m, copies)
+    edges = torch.cat([g.edge_index.repeat(1, int(c)) for g, c in zip(graphs, copies.tolist(), strict=True)], 1)
+    edges = edges + torch.repeat_interleave(copy_start, copy_edges)
+    node_group = torch.repeat_interleave(torch.arange(copy_nodes.numel()), copy_nodes)
+    return PairBatch(x, opcode, edges, node_group, configs, pair_graph, int(copy_nodes.numel()))
+
+
+def _dense(values: torch.Tensor, sizes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-graph groups of a flat vector as a padded (graphs, widest) matrix and its mask."""
+    out = torch.nn.utils.rnn.pad_sequence(list(torch.split(values, sizes)), batch_first=True)
+    mask = torch.arange(out.shape[1])[None, :] < torch.tensor(sizes)[:, None]
+    return out, mask
+
+
+@torch.no_grad()
+def predict_graph(model: TileRanker, g: Prepared, chunk: int = 256) -> torch.Tensor:
+    """A score for every configuration of one graph."""
+    model.eval()
+    out = []
+    for start in range(0, g.config.shape[0], chunk):
+        rows = torch.arange(start, min(start + chunk, g.config.shape[0]))
+        out.append(model(make_batch([(g, rows)], model.early)))
+    return torch.cat(out)
+
+
+def evaluate(model: TileRanker, graphs: list[Prepared]) -> dict[str, Any]:
+    report = RankingReport()
+    for g in graphs:
+        report.add(g.name, predict_graph(model, g).double().numpy(), g.runtime.numpy())
+    return report.summary()
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+@dataclass
+class TrainResult:
+    model: TileRanker
+    history: list[dict[str, Any]] = field(default_factory=list)
+    configs_scored: int = 0
+    seconds: float = 0.0  # spent in training steps (evaluation excluded)
+
+    @property
+    def configs_per_s(self) -> float:
+        return self.configs_scored / self.seconds if self.seconds else 0.0
+
+
+def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Prepared] | None = None, *,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None, time_budget_s: float | None = None) -> TrainResult:
+    rank, world = _distributed()
+    torch.manual_seed(cfg.seed)
+    model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional)
+    trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    labelled = [g for g in train_graphs if g.runtime.numel() > 1 and float(g.runtime.max()) > 0]
+    if not labelled:
+        raise UserError("no labelled training graphs with two or more configurations")
+    per_rank = max(1, len(labelled) // world)
+    steps_per_epoch = math.ceil(per_rank / cfg.batch_graphs)
+    opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+    criterion = loss_fn(cfg.loss)
+    rng = np.random.default_rng(cfg.seed)  # the same on every rank: the shards never overlap
+    result = TrainResult(model)
+    t0 = time.perf_counter()
+    train_s = 0.0  # training steps only: throughput excludes evaluation
+    for epoch in range(1, cfg.epochs + 1):
+        t_epoch = time.perf_counter()
+        order = rng.permutation(len(labelled))
+        mine = order[rank * per_rank : (rank + 1) * per_rank]
+        trained.train()
+        losses = []
+        for step in range(steps_per_epoch):
+            idx = mine[step * cfg.batch_graphs : (step + 1) * cfg.batch_graphs]
+            items = []
+            for i in idx:
+                g = labelled[i]
+                c = g.config.shape[0]
+                rows = torch.from_numpy(rng.choice(c, size=min(c, cfg.configs_per_graph), replace=False))
+                items.append((g, rows))
+            batch = make_batch(items, model.early)
+            scores = trained(batch)
+            sizes = [r.numel() for _, r in items]
+            s, mask = _dense(scores, sizes)
+            y, _ = _dense(torch.cat([g.runtime[r] for g, r in items]).float(), sizes)
+            loss = criterion(s, y, mask)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trained.parameters(), cfg.clip)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            result.configs_scored += sum(sizes)
+        train_s += time.perf_counter() - t_epoch
+        row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "train_s": train_s,
+                               "lr": sched.get_last_lr()[0]}
+        if rank == 0 and valid_graphs:
+            s = evaluate(model, valid_graphs)
+            row.update(valid_score_top5=s["score_top5"], valid_slowdown=s["slowdown"])
+        result.history.append(row)
+        if on_epoch and rank == 0:
+            on_epoch(row)
+        if time_budget_s is not None and time.perf_counter() - t0 >= time_budget_s:
+            break
+    result.seconds = train_s
+    result.configs_scored *= world  # every rank scores the same number: report the whole job
+    if world > 1:
+        dist.barrier()  # rank 0 may still be evaluating; leave together
+        dist.destroy_process_group()
+    return result
+
+
+def save_run(out: Path, cfg: TrainConfig, norm: TileNormalizer, result: TrainResult) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "model.pt"
+    torch.save({"kind": "tile-ranker", "config": asdict(cfg), "normalizer": norm.to_dict(),
+                "state_dict": result.model.state_dict(), "history": result.history}, path)
+    return path
+
+
+def load_run(path: str | Path) -> dict[str, Any]:
+    """A run folder (or its model.pt); an ensemble holds its members' checkpoints."""
+    from fastslow.specs import load_torch_file
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"run {path}: not found (expected a run folder holding model.pt)")
+    ckpt = load_torch_file(p / "model.pt" if p.is_dir() else p, "run checkpoint")
+    if not isinstance(ckpt, dict) or ckpt.get("kind") not in ("tile-ranker", "ensemble"):
+        raise UserError(f"run {path}: not a fastslow tpugraphs checkpoint")
+    return ckpt
+
+
+def members(ckpt: dict[str, Any]) -> list[dict[str, Any]]:
+    return ckpt["members"] if ckpt["kind"] == "ensemble" else [ckpt]
+
+
+def model_from(ckpt: dict[str, Any]) -> tuple[TileRanker, TileNormalizer, TrainConfig]:
+    cfg = TrainConfig(**ckpt["config"])
+    model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), TileNormalizer.from_dict(ckpt["normalizer"]), cfg
+
+
+def scores_for(ckpt: dict[str, Any], graph: TileGraph) -> np.ndarray:
+    """Predicted costs for every configuration of a graph: one model, or the mean of an
+    ensemble's members after standardising each member's scores within the graph."""
+    total = None
+    for m in members(ckpt):
+        model, norm, _ = model_from(m)
+        s = predict_graph(model, prepare([graph], norm)[0]).double().numpy()
+        s = (s - s.mean()) / (s.std() + 1e-12) if len(members(ckpt)) > 1 else s
+        total = s if total is None else total + s
+    return total  # type: ignore[return-value]

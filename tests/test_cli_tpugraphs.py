@@ -1,0 +1,98 @@
+"""`tpugraphs` commands as a user runs them, on real fixture files and synthetic data."""
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from tests.tpugraphs.conftest import FIXTURES
+
+pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="real TpuGraphs fixtures not found")
+
+
+def test_inspect_real_files(cli, tmp_path):
+    r = cli("tpugraphs", "inspect", str(FIXTURES), "--json", "i.json")
+    assert r.code == 0, r.err
+    files = {f["path"].split("/")[-1]: f for f in json.loads((tmp_path / "i.json").read_text())["files"]}
+    assert len(files) == 6
+    unet = files["unet3d.npz"]
+    assert (unet["collection"], unet["split"], unet["nodes"], unet["edges"], unet["configs"], unet["labelled"]) == (
+        "layout:xla:default", "train", 2774, 4730, 1159, True)
+    assert files["d6f5f54247bd1e58a10b9e7062c636ab.npz"]["labelled"] is False
+
+
+def test_inspect_names_a_broken_file_and_key(cli, tmp_path):
+    import numpy as np
+
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURES / "npz", tree / "npz")
+    bad = next((tree / "npz" / "tile" / "xla" / "train").glob("*.npz"))
+    with np.load(bad) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["node_opcode"] = arrays["node_opcode"].astype(np.int64)
+    bad.chmod(0o644)
+    np.savez(bad, **arrays)
+    r = cli("tpugraphs", "inspect", str(tree))
+    assert r.code == 2 and bad.name in r.err and "key 'node_opcode'" in r.err
+
+
+def test_synth_train_eval_ensemble_predict(cli, tmp_path):
+    assert cli("tpugraphs", "synth", "--out", "syn", "--train", "24", "--valid", "6", "--test", "4").code == 0
+    assert "NOT real TPU measurements" in (tmp_path / "syn" / "SYNTHETIC.md").read_text()
+    common = ["--data", "syn", "--epochs", "2", "--hidden", "16", "--layers", "1", "--batch-graphs", "8"]
+    r = cli("tpugraphs", "train", *common, "--out", "runs/a", "--model", "early-gcn", "--loss", "hinge",
+            "--json", "t.json")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "t.json").read_text())["configs_per_s"] > 0
+    assert cli("tpugraphs", "train", *common, "--out", "runs/b", "--model", "late-sage", "--loss", "mse").code == 0
+    assert cli("tpugraphs", "train", *common, "--out", "runs/c", "--model", "early-gat").code == 0
+    r = cli("tpugraphs", "eval", "runs/a", "--split", "valid", "--json", "e.json")
+    assert r.code == 0, r.err
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert set(e) >= {"score_top5", "slowdown", "kendall_tau", "files"}
+    assert set(e["slowdown"]) == {"1", "5", "10"} and len(e["files"]) == 6
+    assert e["score_top5"] == pytest.approx(1 - e["slowdown"]["5"])
+    assert cli("tpugraphs", "ensemble", "runs/a", "runs/b", "--out", "runs/ens").code == 0
+    assert cli("tpugraphs", "eval", "runs/ens", "--json", "ens.json").code == 0
+
+    # A tree with the synthetic tile files and the real layout files: layout keeps identity, with a warning.
+    mix = tmp_path / "mix"
+    shutil.copytree(tmp_path / "syn" / "npz", mix / "npz")
+    shutil.copytree(FIXTURES / "npz" / "layout", mix / "npz" / "layout")
+    r = cli("tpugraphs", "predict", "runs/ens", "runs/c", "--data", str(mix), "--submission", "sub.csv")
+    assert r.code == 0, r.err
+    assert "no run covers layout:xla:default" in r.err
+    rows = list(csv.reader((tmp_path / "sub.csv").open()))
+    assert rows[0] == ["ID", "TopConfigs"] and len(rows) == 1 + 4 + 1
+    tiles = [row for row in rows[1:] if row[0].startswith("tile:xla:synthetic-test-")]
+    assert len(tiles) == 4
+    for _, top in tiles:
+        picks = [int(i) for i in top.split(";")]
+        assert len(picks) == 5 == len(set(picks))
+    (layout_id, ranking), = [row for row in rows[1:] if row[0].startswith("layout:")]
+    assert layout_id == "layout:xla:default:cd708819d3f5103afd6460b15e74eaf3"
+    assert [int(i) for i in ranking.split(";")] == list(range(1000))
+
+
+def test_predict_ids_match_the_competition(cli, tmp_path):
+    cli("tpugraphs", "synth", "--out", "syn", "--train", "8", "--valid", "0", "--test", "0")
+    assert cli("tpugraphs", "train", "--data", "syn", "--out", "run", "--epochs", "1", "--hidden", "8",
+               "--layers", "1").code == 0
+    r = cli("tpugraphs", "predict", "run", "--data", str(FIXTURES), "--submission", "real.csv")
+    assert r.code == 0, r.err
+    ours = {row[0] for row in csv.reader((tmp_path / "real.csv").open())} - {"ID"}
+    sample = {row[0] for row in csv.reader((FIXTURES / "sample_submission.csv").open())}
+    assert ours and ours <= sample
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["train", "--data", "nowhere", "--out", "r"], "data folder nowhere: not found"),
+    (["train", "--data", str(FIXTURES), "--out", "r", "--collection", "layout:xla:default"], "tile:xla only"),
+    (["train", "--data", str(FIXTURES), "--out", "r", "--model", "bogus"], "--model 'bogus'"),
+    (["eval", "no-such-run"], "run no-such-run: not found"),
+    (["ensemble", "only-one", "--out", "x"], "two or more runs"),
+])
+def test_tpugraphs_bad_input(cli, args, fragment):
+    r = cli("tpugraphs", *args)
+    assert r.code == 2 and fragment in r.err, r.err

