@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from fastslow.cli import Args, Device, Inputs, JsonOut, Sets, Weights, app, store
-from fastslow.errors import UserError
+from fastslow.errors import UserError, one_line
 
 
 def _model_and_inputs(spec: str, inputs: list[str], args: list[str], sets: list[str], weights: str | None,
@@ -33,9 +33,7 @@ def _count(spec: str, model: Any, tensors: tuple, train: bool = False) -> Any:
         return count_cost(model, tensors, train=train)
     except Exception as e:
         shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
-        lines = str(e).strip().splitlines()
-        raise UserError(f"model '{spec}' rejected input {shapes}: {type(e).__name__}: "
-                        f"{lines[0] if lines else ''}") from e
+        raise UserError(f"model '{spec}' rejected input {shapes}: {one_line(e)}") from e
 
 
 def _fmt_count(n: float) -> str:

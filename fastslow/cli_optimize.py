@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from fastslow.cli import Args, JsonOut, Weights, _progress, app, store
-from fastslow.errors import UserError
+from fastslow.errors import UserError, one_line
 
 
 @app.command()
@@ -76,7 +76,7 @@ def optimize(
             model.eval()(example)
     except Exception as e:
         raise UserError(f"model '{spec or the_task.name}' rejected the task's input {tuple(example.shape)}: "
-                        f"{type(e).__name__}: {str(e).splitlines()[0]}") from e
+                        f"{one_line(e)}") from e
     if not weights:
         with output.err_console.status(f"training {spec or 'the task model'} on the {the_task.name} task"):
             the_task.train(model, data)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastslow.errors import UserError
+from fastslow.errors import UserError, one_line
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32, "float": torch.float32, "fp32": torch.float32,
@@ -149,7 +149,7 @@ def _import_file(path_text: str) -> Any:
         spec.loader.exec_module(module)
     except Exception as e:  # the user's file may raise anything while importing
         del sys.modules[name]
-        raise UserError(f"model file {path_text}: import failed: {_one_line(e)}") from e
+        raise UserError(f"model file {path_text}: import failed: {one_line(e)}") from e
     return module
 
 
@@ -159,12 +159,7 @@ def _import_module(name: str) -> Any:
     except ModuleNotFoundError as e:
         raise UserError(f"model module '{name}': not importable ({e})") from e
     except Exception as e:
-        raise UserError(f"model module '{name}': import failed: {_one_line(e)}") from e
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+        raise UserError(f"model module '{name}': import failed: {one_line(e)}") from e
 
 
 def _build(spec: str, target: Any, args: dict[str, Any]) -> nn.Module:
@@ -179,7 +174,7 @@ def _build(spec: str, target: Any, args: dict[str, Any]) -> nn.Module:
     except TypeError as e:
         raise UserError(f"model '{spec}': constructor rejected arguments {args}: {e}") from e
     except Exception as e:
-        raise UserError(f"model '{spec}': construction failed: {_one_line(e)}") from e
+        raise UserError(f"model '{spec}': construction failed: {one_line(e)}") from e
     if not isinstance(model, nn.Module):
         raise UserError(f"model '{spec}' returned a {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -193,7 +188,7 @@ def load_torch_file(path: str | Path, what: str = "weights file") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, pickled code, a different format ...
-        raise UserError(f"{what} {path}: cannot be loaded: {_one_line(e)}") from e
+        raise UserError(f"{what} {path}: cannot be loaded: {one_line(e)}") from e
 
 
 def load_weights(model: nn.Module, path_text: str) -> None:
@@ -209,7 +204,7 @@ def load_weights(model: nn.Module, path_text: str) -> None:
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatches raise even with strict=False
-        detail = next((ln.strip() for ln in str(e).splitlines() if "mismatch" in ln), _one_line(e))
+        detail = next((ln.strip() for ln in str(e).splitlines() if "mismatch" in ln), one_line(e))
         raise UserError(f"weights file {path_text}: does not fit the model: {detail}") from e
     if result.missing_keys or result.unexpected_keys:
         parts = []

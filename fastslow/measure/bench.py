@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from fastslow.env import environment
-from fastslow.errors import UserError
+from fastslow.errors import UserError, one_line
 from fastslow.measure.compare import Comparison, compare
 from fastslow.measure.devices import device_available
 from fastslow.measure.stats import Measurement
@@ -153,8 +153,7 @@ def _point_error(e: BaseException) -> str:
         return f"out of memory: {str(e).splitlines()[0] if str(e) else ''}".strip()
     if isinstance(e, UserError):
         return str(e)
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    return one_line(e)
 
 
 def fit_symbol_values(

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from fastslow.cost.counter import count_cost, state_dict_size_bytes
+from fastslow.errors import one_line
 from fastslow.measure.compare import compare
 from fastslow.measure.timer import TimerConfig, Workload
 from fastslow.optimize.variants import Candidate, Context, build
@@ -122,8 +123,7 @@ def optimize(ctx: Context, pipelines: list[list[tuple[str, str | None]]], *, max
             candidate = build(pipeline, ctx)
             result = judge_candidate(candidate, ctx, base_acc, max_accuracy_drop, timer)
         except Exception as e:  # a technique that does not apply to this model is a finding, not a crash
-            lines = str(e).strip().splitlines()
-            result = VariantResult(name, reason=f"failed: {type(e).__name__}: {lines[0] if lines else ''}")
+            result = VariantResult(name, reason=f"failed: {one_line(e)}")
         results.append(result)
         if on_variant:
             on_variant(result)

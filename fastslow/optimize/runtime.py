@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastslow.errors import UserError
+from fastslow.errors import UserError, one_line
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -40,7 +40,7 @@ def low_precision(model: nn.Module, dtype: torch.dtype, example: torch.Tensor) -
         with torch.inference_mode():
             predict(example)
     except (RuntimeError, NotImplementedError) as e:
-        raise UserError(f"{dtype} is not supported for this model on this device: {str(e).splitlines()[0]}") from None
+        raise UserError(f"{dtype} is not supported for this model on this device: {one_line(e)}") from None
     return predict
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastslow.errors import UserError
+from fastslow.errors import UserError, one_line
 
 
 def save_variant(out: Path, candidate: Any, result: dict[str, Any], meta: dict[str, Any], example: torch.Tensor
@@ -43,7 +43,7 @@ def save_variant(out: Path, candidate: Any, result: dict[str, Any], meta: dict[s
         except Exception as e:  # quantized packed params, data-dependent control flow, ...
             torch.save(module.state_dict(), out / "state_dict.pt")
             manifest["format"] = "state_dict"
-            manifest["export_error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            manifest["export_error"] = one_line(e)
             manifest["load"] = ("rebuild with `fastslow optimize --task TASK --try PIPELINE`, or apply the "
                                 "pipeline to the task model, then load_state_dict(torch.load('state_dict.pt', "
                                 "weights_only=True))")

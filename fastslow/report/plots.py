@@ -26,6 +26,16 @@ def _save(fig: Any, path: str | Path) -> Path:
     return path
 
 
+def _finish(fig: Any, ax: Any, path: str | Path, xlabel: str, ylabel: str, title: str, log: bool = True) -> Path:
+    """Labels, grid and legend as every fastslow plot has them, then the PNG."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both" if log else "major", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def plot_scaling(
     path: str | Path, sizes: list[float], medians_s: list[float], *,
     lows_s: list[float] | None = None, highs_s: list[float] | None = None,
@@ -51,12 +61,7 @@ def plot_scaling(
             ax.axvline(fit.knee, ls="--", color="grey", label=f"knee ≈ {fit.knee:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("time per call (s)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _finish(fig, ax, path, xlabel, "time per call (s)", title)
 
 
 def plot_training_curves(path: str | Path, histories: dict[str, list[dict[str, float]]],
@@ -117,12 +122,7 @@ def plot_roofline(path: str | Path, rows: list[Any], peaks: Any, title: str = ""
         ax.loglog(r.intensity, r.achieved_flops_per_s, "*" if whole else "o", ms=12 if whole else 6)
         ax.annotate(r.name or "(model)", (r.intensity, r.achieved_flops_per_s), fontsize=7,
                     xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
-    ax.set_ylabel("achieved FLOP/s")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "arithmetic intensity (FLOP/byte)", "achieved FLOP/s", title)
 
 
 def plot_throughput_vs_params(path: str | Path, entries: list[dict[str, Any]], title: str = "") -> Path:
@@ -137,12 +137,7 @@ def plot_throughput_vs_params(path: str | Path, entries: list[dict[str, Any]], t
         seen.add(fam)
         ax.annotate(e["spec"], (e["params"] / 1e6, e["throughput_per_s"]), fontsize=7, xytext=(4, 4),
                     textcoords="offset points")
-    ax.set_xlabel("parameters (millions)")
-    ax.set_ylabel("throughput (items/s)")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "parameters (millions)", "throughput (items/s)", title, log=False)
 
 
 def plot_latency_accuracy(path: str | Path, payload: dict[str, Any], title: str = "") -> Path:
@@ -159,9 +154,4 @@ def plot_latency_accuracy(path: str | Path, payload: dict[str, Any], title: str 
         ax.annotate(v["name"], (v["median_s"] * 1e3, 100 * v["accuracy"]), fontsize=7, xytext=(4, 3),
                     textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel("latency per batch (ms, log)")
-    ax.set_ylabel("held-out accuracy (%)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "latency per batch (ms, log)", "held-out accuracy (%)", title)
