@@ -79,13 +79,13 @@ def synth(
 
 
 def _load_collection(data: str, collection: str, splits: tuple[str, ...], cache: bool) -> dict[str, list]:
-    from fastslow.tpugraphs.data import find_files, load_tile_graphs
+    from fastslow.tpugraphs.data import find_files, load_graphs
 
     infos = [i for i in find_files(data) if i.collection == collection and i.split in splits]
     if not infos:
         raise UserError(f"--data {data}: no {collection} files in splits {', '.join(splits)}")
     with _progress(len(infos), f"loading {collection}") as advance:
-        graphs = load_tile_graphs(infos, cache_dir=CACHE_DIR if cache else None, on_file=lambda i: advance())
+        graphs = load_graphs(infos, cache_dir=CACHE_DIR if cache else None, on_file=lambda i: advance())
     return {s: [g for g in graphs if g.split == s] for s in splits}
 
 
@@ -108,8 +108,8 @@ def train_cmd(
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse processed data across runs.")] = True,
     json_out: JsonOut = None,
 ) -> None:
-    """Train a tile ranker; run it under `torchrun --nproc-per-node N -m fastslow tpugraphs train ...`
-    to train data-parallel."""
+    """Train a configuration ranker (tile; or layout, with an early-join model). Under
+    `torchrun --nproc-per-node N -m fastslow tpugraphs train ...` it trains data-parallel."""
     from fastslow.env import environment
     from fastslow.report import output
     from fastslow.store.db import Record
@@ -189,7 +189,7 @@ def predict(
     """A complete submission: every test file under --data. Collections no run covers keep the
     identity ranking, with a warning."""
     from fastslow.report import output
-    from fastslow.tpugraphs.data import find_files, load_arrays, tile_graph
+    from fastslow.tpugraphs.data import build_graph, find_files, load_arrays
     from fastslow.tpugraphs.train import load_run, members
 
     by_collection: dict[str, list[dict[str, Any]]] = {}
@@ -210,7 +210,7 @@ def predict(
                 uncovered[info.collection] = uncovered.get(info.collection, 0) + 1
                 ranking = list(range(n_configs))
             else:
-                ranking = _rank_tile(ckpts, tile_graph(info, arrays), n_configs)
+                ranking = _rank(ckpts, build_graph(info, arrays), n_configs)
             if info.kind == "tile":
                 ranking = ranking[:5]
             rows.append((info.submission_id, ";".join(str(i) for i in ranking)))
@@ -230,8 +230,8 @@ def predict(
     output.console.print(f"wrote {len(rows)} rows to {submission}")
 
 
-def _rank_tile(ckpts: list[dict[str, Any]], graph: Any, n_configs: int) -> list[int]:
-    """Original configuration indices, best first; duplicates of a chosen row follow it last."""
+def _rank(ckpts: list[dict[str, Any]], graph: Any, n_configs: int) -> list[int]:
+    """The file's configuration indices, best first (merged tile duplicates follow at the end)."""
     import numpy as np
 
     from fastslow.tpugraphs.train import scores_for

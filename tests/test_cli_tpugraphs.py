@@ -88,7 +88,9 @@ def test_predict_ids_match_the_competition(cli, tmp_path):
 
 @pytest.mark.parametrize("args,fragment", [
     (["train", "--data", "nowhere", "--out", "r"], "data folder nowhere: not found"),
-    (["train", "--data", str(FIXTURES), "--out", "r", "--collection", "layout:xla:default"], "tile:xla only"),
+    (["train", "--data", str(FIXTURES), "--out", "r", "--collection", "layout:xla:default", "--model", "late-sage"],
+     "must be joined early"),
+    (["train", "--data", str(FIXTURES), "--out", "r", "--collection", "tile:tpu"], "--collection tile:tpu: unknown"),
     (["train", "--data", str(FIXTURES), "--out", "r", "--model", "bogus"], "--model 'bogus'"),
     (["eval", "no-such-run"], "run no-such-run: not found"),
     (["ensemble", "only-one", "--out", "x"], "two or more runs"),
@@ -96,3 +98,19 @@ def test_predict_ids_match_the_competition(cli, tmp_path):
 def test_tpugraphs_bad_input(cli, args, fragment):
     r = cli("tpugraphs", *args)
     assert r.code == 2 and fragment in r.err, r.err
+
+
+def test_layout_ranker_on_the_real_files(cli, tmp_path):
+    r = cli("tpugraphs", "train", "--data", str(FIXTURES), "--collection", "layout:xla:default", "--out", "lay",
+            "--epochs", "1", "--configs-per-graph", "4", "--hidden", "8", "--layers", "1", "--no-cache")
+    assert r.code == 0, r.err
+    r = cli("tpugraphs", "eval", "lay", "--split", "valid", "--json", "e.json")
+    assert r.code == 0, r.err
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert e["files"][0]["file"] == "unet_3d.4x4.bf16" and e["files"][0]["configs"] == 1965
+    assert -1 <= e["kendall_tau"] <= 1
+    r = cli("tpugraphs", "predict", "lay", "--data", str(FIXTURES), "--submission", "s.csv")
+    assert r.code == 0 and "no run covers tile:xla" in r.err and "layout" not in r.err
+    rows = dict(list(csv.reader((tmp_path / "s.csv").open()))[1:])
+    ranking = [int(i) for i in rows["layout:xla:default:cd708819d3f5103afd6460b15e74eaf3"].split(";")]
+    assert sorted(ranking) == list(range(1000)) and ranking != list(range(1000))

@@ -200,28 +200,33 @@ def _cache_key(infos: list[FileInfo], dedupe: bool) -> str:
     return h.hexdigest()[:20]
 
 
-def _to_cache(graphs: list[TileGraph]) -> dict[str, Any]:
-    return {"graphs": [{k: v for k, v in g.__dict__.items()} for g in graphs]}
+def _to_cache(graphs: list[Any]) -> dict[str, Any]:
+    return {"graphs": [{"kind": type(g).__name__, **g.__dict__} for g in graphs]}
 
 
-def load_tile_graphs(
+def _from_cache(d: dict[str, Any]) -> Any:
+    d = dict(d)
+    return {"TileGraph": TileGraph, "LayoutGraph": LayoutGraph}[d.pop("kind")](**d)
+
+
+def load_graphs(
     infos: list[FileInfo], *, dedupe: bool = True, workers: int | None = None,
     cache_dir: Path | None = None, on_file: Callable[[FileInfo], None] | None = None,
-) -> list[TileGraph]:
+) -> list[Any]:
     """Load (in parallel threads: np.load spends its time in zlib, outside the GIL), validate,
-    and build tile graphs; with `cache_dir`, reuse the processed result while no file changed."""
-    infos = [i for i in infos if i.kind == "tile"]
-    cache_path = cache_dir / f"tile-{_cache_key(infos, dedupe)}.pt" if cache_dir else None
+    and build tile or layout graphs; with `cache_dir`, reuse the processed result while no
+    file changed."""
+    cache_path = cache_dir / f"graphs-{_cache_key(infos, dedupe)}.pt" if cache_dir else None
     if cache_path is not None and cache_path.is_file():
         blob = torch.load(cache_path, weights_only=True)
-        graphs = [TileGraph(**g) for g in blob["graphs"]]
+        graphs = [_from_cache(g) for g in blob["graphs"]]
         for i in infos:
             if on_file:
                 on_file(i)
         return graphs
 
-    def one(info: FileInfo) -> TileGraph:
-        g = tile_graph(info, load_arrays(info), dedupe)
+    def one(info: FileInfo) -> Any:
+        g = build_graph(info, load_arrays(info), dedupe)
         if on_file:
             on_file(info)
         return g
@@ -236,18 +241,40 @@ def load_tile_graphs(
     return graphs
 
 
+def load_tile_graphs(infos: list[FileInfo], **kwargs: Any) -> list[TileGraph]:
+    return load_graphs([i for i in infos if i.kind == "tile"], **kwargs)
+
+
 @dataclass
 class LayoutGraph:
+    """One layout: its op graph, its configurable nodes and each configuration's per-node
+    layout features (-1 where a node has no such dimension), with runtimes."""
+
     name: str
     split: str
-    collection: str
-    n_nodes: int
-    n_edges: int
+    node_feat: torch.Tensor  # (n, 140)
+    node_opcode: torch.Tensor  # (n,)
+    edge_index: torch.Tensor  # (2, m), PyG order
+    node_config_ids: torch.Tensor  # (k,)
+    node_config_feat: torch.Tensor  # (c, k, 18)
     runtime: torch.Tensor  # (c,) float64
     labelled: bool
+    config_index: torch.Tensor  # (c,): identity (layout configurations are not merged)
+
+    @property
+    def n_configs(self) -> int:
+        return int(self.node_config_feat.shape[0])
 
 
 def layout_graph(info: FileInfo, arrays: dict[str, np.ndarray]) -> LayoutGraph:
-    return LayoutGraph(info.path.stem, info.split, info.collection, arrays["node_feat"].shape[0],
-                       arrays["edge_index"].shape[0], torch.from_numpy(arrays["config_runtime"].astype(np.float64)),
-                       bool((arrays["config_runtime"] > 0).any()))
+    runtime = arrays["config_runtime"]
+    return LayoutGraph(info.path.stem, info.split, torch.from_numpy(arrays["node_feat"]),
+                       torch.from_numpy(arrays["node_opcode"].astype(np.int64)),
+                       torch.from_numpy(arrays["edge_index"]).t().flip(0).contiguous(),
+                       torch.from_numpy(arrays["node_config_ids"]), torch.from_numpy(arrays["node_config_feat"]),
+                       torch.from_numpy(runtime.astype(np.float64)), bool((runtime > 0).any()),
+                       torch.arange(runtime.shape[0]))
+
+
+def build_graph(info: FileInfo, arrays: dict[str, np.ndarray], dedupe: bool = True) -> TileGraph | LayoutGraph:
+    return tile_graph(info, arrays, dedupe) if info.kind == "tile" else layout_graph(info, arrays)

@@ -39,16 +39,25 @@ class Standardizer:
         return cls(d["mean"], d["std"])
 
 
+def config_rows(g) -> torch.Tensor:  # noqa: ANN001  (a TileGraph or a LayoutGraph)
+    """Configuration feature rows: (c, 24) for tile, every (config, node) row (c·k, 18) for layout."""
+    if hasattr(g, "config_feat"):
+        return g.config_feat
+    return g.node_config_feat.reshape(-1, g.node_config_feat.shape[-1])
+
+
 @dataclass
 class TileNormalizer:
+    """Node and configuration feature standardisers (tile or layout configurations)."""
+
     node: Standardizer
     config: Standardizer
 
     @classmethod
-    def fit(cls, graphs: list) -> TileNormalizer:  # list[TileGraph], training split only
+    def fit(cls, graphs: list) -> TileNormalizer:  # training split only
         if not graphs:
             raise ValueError("no training graphs to fit the feature normalisation on")
-        return cls(Standardizer.fit([g.node_feat for g in graphs]), Standardizer.fit([g.config_feat for g in graphs]))
+        return cls(Standardizer.fit([g.node_feat for g in graphs]), Standardizer.fit([config_rows(g) for g in graphs]))
 
     def to_dict(self) -> dict[str, dict[str, torch.Tensor]]:
         return {"node": self.node.to_dict(), "config": self.config.to_dict()}

@@ -20,7 +20,7 @@ from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 from torch_geometric.utils import scatter
 
 from fastslow.errors import UserError
-from fastslow.tpugraphs.data import NODE_FEATS, TILE_CONFIG_FEATS
+from fastslow.tpugraphs.data import LAYOUT_CONFIG_FEATS, NODE_FEATS, TILE_CONFIG_FEATS
 
 MODELS = ("late-sage", "early-sage", "early-gcn", "early-gat")
 OPCODES = 256  # node_opcode is uint8
@@ -35,9 +35,10 @@ class PairBatch:
     opcode: torch.Tensor  # (nodes,)
     edge_index: torch.Tensor  # (2, edges) over `x`
     node_group: torch.Tensor  # (nodes,) which pair (early) or graph (late) each node belongs to
-    config: torch.Tensor  # (pairs, 24) normalised configuration features
+    config: torch.Tensor  # (pairs, 24) normalised tile configuration features; (pairs, 0) for layout
     pair_graph: torch.Tensor  # (pairs,) which graph each pair belongs to
     n_groups: int
+    node_config: torch.Tensor | None = None  # layout: (nodes, 18) each node copy's own configuration
 
 
 def _conv(kind: str, dim: int) -> nn.Module:
@@ -52,18 +53,21 @@ def _conv(kind: str, dim: int) -> nn.Module:
 
 class TileRanker(nn.Module):
     def __init__(self, model: str = "early-sage", hidden: int = 64, layers: int = 3, opcode_dim: int = 16,
-                 bidirectional: bool = True) -> None:
+                 bidirectional: bool = True, layout: bool = False) -> None:
         super().__init__()
         if model not in MODELS:
             raise UserError(f"--model '{model}': unknown (known: {', '.join(MODELS)})")
+        if layout and not model.startswith("early"):
+            raise UserError(f"--model {model}: layout configurations belong to nodes, so they must be joined "
+                            "early (early-sage, early-gcn, early-gat)")
         if layers < 1 or hidden < 1:
             raise UserError(f"'layers' and 'hidden' must be >= 1 (got {layers}, {hidden})")
         join, conv = model.split("-")
-        self.model, self.early = model, join == "early"
+        self.model, self.early, self.layout = model, join == "early", layout
         self.hidden, self.layers, self.bidirectional = hidden, layers, bidirectional
         self.opcode = nn.Embedding(OPCODES, opcode_dim)
         self.node_in = nn.Linear(NODE_FEATS + opcode_dim, hidden)
-        self.config_in = nn.Linear(TILE_CONFIG_FEATS, hidden)
+        self.config_in = nn.Linear(LAYOUT_CONFIG_FEATS if layout else TILE_CONFIG_FEATS, hidden)
         self.forward_convs = nn.ModuleList(_conv(conv, hidden) for _ in range(layers))
         self.backward_convs = nn.ModuleList(_conv(conv, hidden) for _ in range(layers)) if bidirectional else None
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
@@ -81,7 +85,9 @@ class TileRanker(nn.Module):
 
     def forward(self, b: PairBatch) -> torch.Tensor:
         h = self.node_in(torch.cat([b.x, self.opcode(b.opcode)], -1))
-        if self.early:
+        if self.layout:
+            h = h + self.config_in(b.node_config)  # each configurable node sees its own layout
+        elif self.early:
             h = h + self.config_in(b.config)[b.node_group]  # each node sees its pair's configuration
         h = torch.relu(h)
         reverse = b.edge_index.flip(0)
@@ -98,4 +104,5 @@ class TileRanker(nn.Module):
         return self.head_out(torch.relu(hidden)).squeeze(-1)
 
     def extra_repr(self) -> str:
-        return f"model={self.model}, hidden={self.hidden}, layers={self.layers}, bidirectional={self.bidirectional}"
+        return (f"model={self.model}, hidden={self.hidden}, layers={self.layers}, bidirectional={self.bidirectional}, "
+                f"layout={self.layout}")

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from fastslow.errors import UserError
-from fastslow.tpugraphs.data import TileGraph
+from fastslow.errors import UserError, one_line
+from fastslow.tpugraphs.data import LayoutGraph, TileGraph
 from fastslow.tpugraphs.features import TileNormalizer
 from fastslow.tpugraphs.losses import LOSSES, loss_fn
 from fastslow.tpugraphs.metrics import RankingReport
@@ -45,9 +45,9 @@ class TrainConfig:
     data: str = ""  # where the data came from (recorded for eval and predict)
 
     def __post_init__(self) -> None:
-        if self.collection != "tile:xla":
-            raise UserError(f"--collection {self.collection}: training is implemented for tile:xla only "
-                            "(layout files load, validate and are scored, but have no trainer yet)")
+        known = ("tile:xla", "layout:xla:default", "layout:xla:random", "layout:nlp:default", "layout:nlp:random")
+        if self.collection not in known:
+            raise UserError(f"--collection {self.collection}: unknown (known: {', '.join(known)})")
         if self.model not in MODELS:
             raise UserError(f"--model '{self.model}': unknown (known: {', '.join(MODELS)})")
         if self.loss not in LOSSES:
@@ -57,9 +57,15 @@ class TrainConfig:
                 raise UserError(f"'{name}' must be >= 1 (got {getattr(self, name)})")
 
 
+    @property
+    def layout(self) -> bool:
+        return self.collection.startswith("layout:")
+
+
 @dataclass
 class Prepared:
-    """A graph with normalised features, ready to batch."""
+    """A graph with normalised features, ready to batch. `config` is (c, 24) for tile and
+    (c, k, 18) for layout, whose configurations belong to the nodes in `config_nodes`."""
 
     name: str
     x: torch.Tensor
@@ -68,11 +74,19 @@ class Prepared:
     config: torch.Tensor
     runtime: torch.Tensor
     config_index: torch.Tensor
+    config_nodes: torch.Tensor | None = None
 
 
-def prepare(graphs: list[TileGraph], norm: TileNormalizer) -> list[Prepared]:
-    return [Prepared(g.name, norm.node(g.node_feat), g.node_opcode, g.edge_index, norm.config(g.config_feat),
-                     g.runtime, g.config_index) for g in graphs]
+def prepare(graphs: list[TileGraph | LayoutGraph], norm: TileNormalizer) -> list[Prepared]:
+    out = []
+    for g in graphs:
+        if isinstance(g, LayoutGraph):
+            out.append(Prepared(g.name, norm.node(g.node_feat), g.node_opcode, g.edge_index,
+                                norm.config(g.node_config_feat), g.runtime, g.config_index, g.node_config_ids))
+        else:
+            out.append(Prepared(g.name, norm.node(g.node_feat), g.node_opcode, g.edge_index, norm.config(g.config_feat),
+                                g.runtime, g.config_index))
+    return out
 
 
 def make_batch(items: list[tuple[Prepared, torch.Tensor]], early: bool) -> PairBatch:
@@ -82,10 +96,12 @@ def make_batch(items: list[tuple[Prepared, torch.Tensor]], early: bool) -> PairB
     with small kernels, per-graph Python work would cost as much as the model itself.
     """
     graphs = [g for g, _ in items]
+    layout = graphs[0].config_nodes is not None
+    early = early or layout
     k = torch.tensor([r.numel() for _, r in items])
     n = torch.tensor([g.x.shape[0] for g in graphs])
     m = torch.tensor([g.edge_index.shape[1] for g in graphs])
-    configs = torch.cat([g.config[r] for g, r in items])
+    configs = torch.cat([g.config[r] for g, r in items]) if not layout else torch.zeros(int(k.sum()), 0)
     pair_graph = torch.repeat_interleave(torch.arange(len(items)), k)
     copies = k if early else torch.ones_like(k)  # early join: one copy of the graph per pair
     x = torch.cat([g.x.expand(int(c), -1, -1).reshape(-1, g.x.shape[1]) if c > 1 else g.x
@@ -97,7 +113,15 @@ def make_batch(items: list[tuple[Prepared, torch.Tensor]], early: bool) -> PairB
     edges = torch.cat([g.edge_index.repeat(1, int(c)) for g, c in zip(graphs, copies.tolist(), strict=True)], 1)
     edges = edges + torch.repeat_interleave(copy_start, copy_edges)
     node_group = torch.repeat_interleave(torch.arange(copy_nodes.numel()), copy_nodes)
-    return PairBatch(x, opcode, edges, node_group, configs, pair_graph, int(copy_nodes.numel()))
+    node_config = None
+    if layout:  # each copy's configurable nodes get that configuration's features; the rest zeros
+        parts = []
+        for g, r in items:
+            z = torch.zeros(r.numel(), g.x.shape[0], g.config.shape[-1])
+            z[:, g.config_nodes, :] = g.config[r]
+            parts.append(z.reshape(-1, g.config.shape[-1]))
+        node_config = torch.cat(parts)
+    return PairBatch(x, opcode, edges, node_group, configs, pair_graph, int(copy_nodes.numel()), node_config)
 
 
 def _dense(values: torch.Tensor, sizes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,9 +132,10 @@ def _dense(values: torch.Tensor, sizes: list[int]) -> tuple[torch.Tensor, torch.
 
 
 @torch.no_grad()
-def predict_graph(model: TileRanker, g: Prepared, chunk: int = 256) -> torch.Tensor:
-    """A score for every configuration of one graph."""
+def predict_graph(model: TileRanker, g: Prepared, chunk: int | None = None) -> torch.Tensor:
+    """A score for every configuration of one graph, in chunks of about 50k node copies."""
     model.eval()
+    chunk = chunk or max(1, min(256, 50_000 // g.x.shape[0]))
     out = []
     for start in range(0, g.config.shape[0], chunk):
         rows = torch.arange(start, min(start + chunk, g.config.shape[0]))
@@ -149,7 +174,7 @@ def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Pre
           on_epoch: Callable[[dict[str, Any]], None] | None = None, time_budget_s: float | None = None) -> TrainResult:
     rank, world = _distributed()
     torch.manual_seed(cfg.seed)
-    model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional)
+    model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional, layout=cfg.layout)
     trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     labelled = [g for g in train_graphs if g.runtime.numel() > 1 and float(g.runtime.max()) > 0]
     if not labelled:
@@ -235,13 +260,16 @@ def members(ckpt: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def model_from(ckpt: dict[str, Any]) -> tuple[TileRanker, TileNormalizer, TrainConfig]:
-    cfg = TrainConfig(**ckpt["config"])
-    model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional)
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        cfg = TrainConfig(**ckpt["config"])
+        model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional, layout=cfg.layout)
+        model.load_state_dict(ckpt["state_dict"])
+    except (TypeError, KeyError, RuntimeError) as e:
+        raise UserError(f"run checkpoint does not fit this version of fastslow ({one_line(e)}); retrain it") from None
     return model.eval(), TileNormalizer.from_dict(ckpt["normalizer"]), cfg
 
 
-def scores_for(ckpt: dict[str, Any], graph: TileGraph) -> np.ndarray:
+def scores_for(ckpt: dict[str, Any], graph: TileGraph | LayoutGraph) -> np.ndarray:
     """Predicted costs for every configuration of a graph: one model, or the mean of an
     ensemble's members after standardising each member's scores within the graph."""
     total = None

@@ -109,10 +109,10 @@ def test_cache_is_reused_and_invalidated(tmp_path, synthetic):
     infos = find_files(root)
     cache = tmp_path / "cache"
     first = load_tile_graphs(infos, cache_dir=cache)
-    assert len(list(cache.glob("tile-*.pt"))) == 1
+    assert len(list(cache.glob("graphs-*.pt"))) == 1
     again = load_tile_graphs(infos, cache_dir=cache)
     assert [g.name for g in again] == [g.name for g in first]
     assert all(torch.equal(a.runtime, b.runtime) for a, b in zip(first, again, strict=True))
     np.savez(infos[0].path, **load_arrays(infos[0]))  # rewritten: a new mtime
     load_tile_graphs(find_files(root), cache_dir=cache)
-    assert len(list(cache.glob("tile-*.pt"))) == 2
+    assert len(list(cache.glob("graphs-*.pt"))) == 2

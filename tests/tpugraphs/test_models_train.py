@@ -72,8 +72,10 @@ def test_training_learns_to_rank_and_checkpoints_round_trip(prepared, tmp_path):
 
 
 def test_config_rejects_what_is_not_supported():
-    with pytest.raises(UserError, match="tile:xla only"):
-        TrainConfig(collection="layout:xla:default")
+    with pytest.raises(UserError, match="unknown"):
+        TrainConfig(collection="layout:tpu:default")
+    with pytest.raises(UserError, match="must be joined early"):
+        TileRanker("late-sage", layout=True)
     with pytest.raises(UserError, match="--loss 'l1'"):
         TrainConfig(loss="l1")
     with pytest.raises(UserError, match="'epochs' must be >= 1"):
