@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -20,10 +22,16 @@ from torch import nn
 
 from fastslow.tasks.base import Task, TaskData, TrainConfig
 
-# torch 2.13 deprecates its quantized tensor types in favour of torchao; the notices repeat on
-# every conversion and say nothing about the result.
-warnings.filterwarnings("ignore", module=r"torch\.ao\.")
-warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*", category=UserWarning)
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torch 2.13 deprecates its quantized tensor types in favour of torchao; the notices repeat
+    on every conversion and say nothing about the result. Silenced here only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"torch\.ao\.")
+        warnings.filterwarnings("ignore", message=r".*quantiz.*", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        yield
 
 
 @dataclass
@@ -59,7 +67,8 @@ def quantization_error(x: torch.Tensor, dtype: torch.dtype = torch.uint8) -> dic
 def dynamic_int8(model: nn.Module) -> nn.Module:
     from torch.ao.quantization import quantize_dynamic
 
-    return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)
+    with _quiet():
+        return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)
 
 
 def _example(data: TaskData) -> tuple[torch.Tensor]:
@@ -71,12 +80,13 @@ def static_int8(model: nn.Module, data: TaskData) -> nn.Module:
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("x86"), _example(data))
-    with torch.inference_mode():
-        x = data.calibration.tensors[0]
-        for i in range(0, x.shape[0], 64):
-            prepared(x[i : i + 64])
-    return convert_fx(prepared)
+    with _quiet():
+        prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("x86"), _example(data))
+        with torch.inference_mode():
+            x = data.calibration.tensors[0]
+            for i in range(0, x.shape[0], 64):
+                prepared(x[i : i + 64])
+        return convert_fx(prepared)
 
 
 def qat_int8(model: nn.Module, task: Task, data: TaskData, epochs: int = 3) -> nn.Module:
@@ -84,7 +94,8 @@ def qat_int8(model: nn.Module, task: Task, data: TaskData, epochs: int = 3) -> n
     from torch.ao.quantization import get_default_qat_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
-    prepared = prepare_qat_fx(copy.deepcopy(model).train(), get_default_qat_qconfig_mapping("x86"), _example(data))
-    cfg = task.train_config
-    task.train(prepared, data, TrainConfig(epochs=epochs, lr=cfg.lr / 10, batch_size=cfg.batch_size, seed=cfg.seed))
-    return convert_fx(prepared.eval())
+    with _quiet():
+        prepared = prepare_qat_fx(copy.deepcopy(model).train(), get_default_qat_qconfig_mapping("x86"), _example(data))
+        cfg = task.train_config
+        task.train(prepared, data, TrainConfig(epochs=epochs, lr=cfg.lr / 10, batch_size=cfg.batch_size, seed=cfg.seed))
+        return convert_fx(prepared.eval())
