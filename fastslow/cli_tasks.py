@@ -30,13 +30,12 @@ def _say(msg: str) -> None:
     err_console.print(msg)
 
 
-def _train_life_models(cfg: Any, out: Path | None, quiet: bool = False) -> dict[str, Any]:
+def _train_life_models(cfg: Any, out: Path | None) -> dict[str, Any]:
     from fastslow.tasks.life.train import train_both
 
     with _progress(2 * cfg.epochs, "training life networks") as advance:
-        trained = train_both(cfg, out, on_epoch=lambda k, e, loss, acc: advance(
+        return train_both(cfg, out, on_epoch=lambda k, e, loss, acc: advance(
             f"training {k}: epoch {e}, loss {loss:.3g}, accuracy {acc:.3f}"))
-    return trained
 
 
 def load_life_models(models_dir: str | None, min_weights: str | None, seed: int = 0,
@@ -81,7 +80,7 @@ def life_train(
     import torch
 
     from fastslow.env import environment
-    from fastslow.optimize.convert import to_fully_convolutional
+    from fastslow.optimize.convert import predict_per_window_batched, to_fully_convolutional
     from fastslow.report import output
     from fastslow.report.plots import plot_training_curves
     from fastslow.store.db import Record
@@ -97,8 +96,6 @@ def life_train(
                                   "life networks on all 512 neighbourhoods")
     # The per-cell network, made fully convolutional with the same weights, must agree with
     # itself applied window by window.
-    from fastslow.optimize.convert import predict_per_window_batched
-
     percell = trained["percell"][0]
     grid = random_grid(64, seed=seed)[None, None]
     with torch.inference_mode():
