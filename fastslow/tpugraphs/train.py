@@ -181,7 +181,7 @@ def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Pre
         raise UserError("no labelled training graphs with two or more configurations")
     per_rank = max(1, len(labelled) // world)
     steps_per_epoch = math.ceil(per_rank / cfg.batch_graphs)
-    opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr, foreach=True)  # one kernel per step, not per tensor
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     criterion = loss_fn(cfg.loss)
     rng = np.random.default_rng(cfg.seed)  # the same on every rank: the shards never overlap
@@ -200,7 +200,8 @@ def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Pre
             for i in idx:
                 g = labelled[i]
                 c = g.config.shape[0]
-                rows = torch.from_numpy(rng.choice(c, size=min(c, cfg.configs_per_graph), replace=False))
+                rows = (torch.arange(c) if c <= cfg.configs_per_graph  # all of them: nothing to draw
+                        else torch.from_numpy(rng.choice(c, size=cfg.configs_per_graph, replace=False)))
                 items.append((g, rows))
             batch = make_batch(items, model.early)
             scores = trained(batch)
@@ -210,7 +211,7 @@ def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Pre
             loss = criterion(s, y, mask)
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(trained.parameters(), cfg.clip)
+            torch.nn.utils.clip_grad_norm_(trained.parameters(), cfg.clip, foreach=True)
             opt.step()
             sched.step()
             losses.append(loss.item())
