@@ -154,7 +154,7 @@ def eval_cmd(
     """Top-1/5/10 slowdown, the competition's top-5 score, Kendall tau, per file."""
     from fastslow.report import output
     from fastslow.tpugraphs.metrics import RankingReport
-    from fastslow.tpugraphs.train import load_run, members, scores_for
+    from fastslow.tpugraphs.train import load_ranker, load_run, members, scores_for
 
     ckpt = load_run(run)
     cfg = members(ckpt)[0]["config"]
@@ -163,8 +163,9 @@ def eval_cmd(
     if not graphs:
         raise UserError(f"split {split}: no labelled {cfg['collection']} files to evaluate on")
     report = RankingReport()
+    ranker = load_ranker(ckpt)
     for g in graphs:
-        report.add(g.name, scores_for(ckpt, g), g.runtime.numpy())
+        report.add(g.name, scores_for(ranker, g), g.runtime.numpy())
     s = report.summary()
     output.console.print(f"{run} on {cfg['collection']} {split} ({len(graphs)} files): top-5 score "
                          f"{s['score_top5']:.4f}; slowdown top-1 {s['slowdown']['1']:.4f}, top-5 "
@@ -190,12 +191,12 @@ def predict(
     identity ranking, with a warning."""
     from fastslow.report import output
     from fastslow.tpugraphs.data import build_graph, find_files, load_arrays
-    from fastslow.tpugraphs.train import load_run, members
+    from fastslow.tpugraphs.train import load_ranker, load_run, members
 
-    by_collection: dict[str, list[dict[str, Any]]] = {}
+    by_collection: dict[str, list[Any]] = {}  # collection -> the rankers of the runs covering it
     for r in runs:
         ckpt = load_run(r)
-        by_collection.setdefault(members(ckpt)[0]["config"]["collection"], []).append(ckpt)
+        by_collection.setdefault(members(ckpt)[0]["config"]["collection"], []).append(load_ranker(ckpt))
     tests = [i for i in find_files(data) if i.split == "test"]
     if not tests:
         raise UserError(f"--data {data}: no test files found")
@@ -205,12 +206,12 @@ def predict(
         for info in tests:
             arrays = load_arrays(info)
             n_configs = int(arrays["config_runtime"].shape[0])
-            ckpts = by_collection.get(info.collection)
-            if not ckpts:
+            rankers = by_collection.get(info.collection)
+            if not rankers:
                 uncovered[info.collection] = uncovered.get(info.collection, 0) + 1
                 ranking = list(range(n_configs))
             else:
-                ranking = _rank(ckpts, build_graph(info, arrays), n_configs)
+                ranking = _rank(rankers, build_graph(info, arrays), n_configs)
             if info.kind == "tile":
                 ranking = ranking[:5]
             rows.append((info.submission_id, ";".join(str(i) for i in ranking)))
@@ -230,16 +231,16 @@ def predict(
     output.console.print(f"wrote {len(rows)} rows to {submission}")
 
 
-def _rank(ckpts: list[dict[str, Any]], graph: Any, n_configs: int) -> list[int]:
+def _rank(rankers: list[Any], graph: Any, n_configs: int) -> list[int]:
     """The file's configuration indices, best first (merged tile duplicates follow at the end)."""
     import numpy as np
 
-    from fastslow.tpugraphs.train import scores_for
+    from fastslow.tpugraphs.train import scores_for, standardized_sum
 
-    total = sum((s - s.mean()) / (s.std() + 1e-12) for s in (scores_for(c, graph) for c in ckpts))
+    total = standardized_sum([scores_for(r, graph) for r in rankers])
     chosen = [int(graph.config_index[i]) for i in np.argsort(total, kind="stable")]
-    rest = [i for i in range(n_configs) if i not in set(chosen)]
-    return chosen + rest
+    placed = set(chosen)
+    return chosen + [i for i in range(n_configs) if i not in placed]
 
 
 @tpu_app.command()

@@ -270,13 +270,21 @@ def model_from(ckpt: dict[str, Any]) -> tuple[TileRanker, TileNormalizer, TrainC
     return model.eval(), TileNormalizer.from_dict(ckpt["normalizer"]), cfg
 
 
-def scores_for(ckpt: dict[str, Any], graph: TileGraph | LayoutGraph) -> np.ndarray:
-    """Predicted costs for every configuration of a graph: one model, or the mean of an
-    ensemble's members after standardising each member's scores within the graph."""
-    total = None
-    for m in members(ckpt):
-        model, norm, _ = model_from(m)
-        s = predict_graph(model, prepare([graph], norm)[0]).double().numpy()
-        s = (s - s.mean()) / (s.std() + 1e-12) if len(members(ckpt)) > 1 else s
-        total = s if total is None else total + s
-    return total  # type: ignore[return-value]
+Ranker = list[tuple[TileRanker, TileNormalizer]]  # a run's models: one, or an ensemble's members
+
+
+def load_ranker(ckpt: dict[str, Any]) -> Ranker:
+    """Build a run's models once; score as many graphs with them as needed."""
+    return [model_from(m)[:2] for m in members(ckpt)]
+
+
+def standardized_sum(scores: list[np.ndarray]) -> np.ndarray:
+    """Sum of score vectors, each standardised within its graph first (so no model's scale dominates)."""
+    return sum((s - s.mean()) / (s.std() + 1e-12) for s in scores)  # type: ignore[return-value]
+
+
+def scores_for(ranker: Ranker, graph: TileGraph | LayoutGraph) -> np.ndarray:
+    """Predicted costs for every configuration of a graph: one model's, or the standardised
+    sum of an ensemble's members'."""
+    scores = [predict_graph(model, prepare([graph], norm)[0]).double().numpy() for model, norm in ranker]
+    return scores[0] if len(scores) == 1 else standardized_sum(scores)
