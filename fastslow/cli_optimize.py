@@ -40,7 +40,7 @@ def optimize(
     from fastslow.env import environment
     from fastslow.measure.timer import TimerConfig
     from fastslow.optimize.judge import optimize as run_optimize
-    from fastslow.optimize.variants import DEFAULT_TRY, STEPS, Context, build, parse_pipelines
+    from fastslow.optimize.variants import DEFAULT_TRY, STEPS, Context, parse_pipelines
     from fastslow.report import output
     from fastslow.report.units import format_bytes, format_seconds
     from fastslow.store.db import Record
@@ -126,9 +126,7 @@ def optimize(
             raise UserError("--save: no variant was accepted, nothing to save")
         from fastslow.optimize.save import save_variant
 
-        chosen_pipeline = parse_pipelines(best.name)[0]
-        candidate = build(chosen_pipeline, ctx)  # rebuilt: judging does not keep every model in memory
-        manifest = save_variant(Path(save), candidate, best.to_dict(),
+        manifest = save_variant(Path(save), report.accepted_candidates[best.name], best.to_dict(),
                                 {"task": the_task.name, "spec": spec, "seed": seed}, example)
         output.console.print(f"saved {best.name} to {save} as {manifest['format']} (see manifest.json)")
     output.write_json(json_out, payload)

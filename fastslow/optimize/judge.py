@@ -21,7 +21,7 @@ from fastslow.cost.counter import count_cost, state_dict_size_bytes
 from fastslow.errors import one_line
 from fastslow.measure.compare import compare
 from fastslow.measure.timer import TimerConfig, Workload
-from fastslow.optimize.variants import Candidate, Context, build
+from fastslow.optimize.variants import Candidate, Context, build, pipeline_name
 from fastslow.tasks.base import params_of
 
 
@@ -55,6 +55,9 @@ class OptimizeReport:
     batch: int
     threads: int | None
     max_accuracy_drop: float
+    # The built models of the accepted variants, by name, so the chosen one can be saved exactly
+    # as judged (not part of the JSON).
+    accepted_candidates: dict[str, Candidate] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"baseline": self.baseline, "variants": [v.to_dict() for v in self.variants], "batch": self.batch,
@@ -117,11 +120,14 @@ def optimize(ctx: Context, pipelines: list[list[tuple[str, str | None]]], *, max
     timer = timer or TimerConfig(min_time_s=0.3, max_time_s=2.0, rel_precision=0.02)
     base_acc = ctx.task.evaluate(ctx.baseline, ctx.data)
     results = []
+    kept: dict[str, Candidate] = {}
     for pipeline in pipelines:
-        name = "+".join(f"{n}:{a}" if a else n for n, a in pipeline)
+        name = pipeline_name(pipeline)
         try:
             candidate = build(pipeline, ctx)
             result = judge_candidate(candidate, ctx, base_acc, max_accuracy_drop, timer)
+            if result.verdict == "accepted":
+                kept[name] = candidate
         except Exception as e:  # a technique that does not apply to this model is a finding, not a crash
             result = VariantResult(name, reason=f"failed: {one_line(e)}")
         results.append(result)
@@ -138,4 +144,4 @@ def optimize(ctx: Context, pipelines: list[list[tuple[str, str | None]]], *, max
     baseline["pareto"] = front[0]
     for r, on in zip(accepted, front[1:], strict=True):
         r.pareto = on
-    return OptimizeReport(baseline, results, int(ctx.example.shape[0]), ctx.threads, max_accuracy_drop)
+    return OptimizeReport(baseline, results, int(ctx.example.shape[0]), ctx.threads, max_accuracy_drop, kept)

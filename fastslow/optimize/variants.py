@@ -226,8 +226,13 @@ def finalize(c: Candidate) -> Candidate:
     return c
 
 
+def pipeline_name(pipeline: list[tuple[str, str | None]]) -> str:
+    """The text that parses back to the pipeline: steps joined by '+', arguments after ':'."""
+    return "+".join(f"{n}:{a}" if a else n for n, a in pipeline)
+
+
 def build(pipeline: list[tuple[str, str | None]], ctx: Context) -> Candidate:
-    name = "+".join(f"{n}:{a}" if a else n for n, a in pipeline)
+    name = pipeline_name(pipeline)
     base = copy.deepcopy(ctx.baseline).eval()
     c = Candidate(name, base, base, base)
     for step, arg in pipeline:
