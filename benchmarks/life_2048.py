@@ -16,7 +16,8 @@ import torch
 
 from fastslow.measure.compare import ratio_ci95
 from fastslow.measure.timer import TimerConfig, Workload, measure_interleaved
-from fastslow.tasks.life.models import min_net, params
+from fastslow.tasks.base import params_of
+from fastslow.tasks.life.models import min_net
 from fastslow.tasks.life.rules import random_grid
 from fastslow.tasks.life.study import LifeModels, make_step
 from fastslow.tasks.life.train import LifeTrainConfig, train_both
@@ -40,7 +41,7 @@ def main() -> None:
     ms = measure_interleaved([Workload(steps[n][0], threads=args.threads, label=n) for n in names], cfg)
     by = dict(zip(names, ms, strict=True))
     print(f"{args.size}x{args.size} grid, {args.threads} thread(s), torch {torch.__version__}; "
-          f"min has {params(models.min)} parameters, fc {params(models.fc)}; all three exact")
+          f"min has {params_of(models.min)} parameters, fc {params_of(models.fc)}; all three exact")
     for n, m in by.items():
         print(f"  {n:<10} median {m.median_s * 1e3:9.2f} ms  (n={m.n}, IQR {m.iqr_s * 1e3:.2f} ms)")
     r, (lo, hi) = ratio_ci95(by["rule_torch"], by["min"])

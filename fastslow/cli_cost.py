@@ -13,7 +13,7 @@ from fastslow.errors import UserError, one_line
 
 def _model_and_inputs(spec: str, inputs: list[str], args: list[str], sets: list[str], weights: str | None,
                       device: str, extra_values: dict[str, int] | None = None) -> tuple[Any, tuple, Any]:
-    from fastslow.measure.bench import ModelSource, RunSettings
+    from fastslow.measure.bench import ModelSource, RunSettings, example_inputs
     from fastslow.measure.sweep import parse_sets
     from fastslow.specs import parse_args
 
@@ -21,7 +21,7 @@ def _model_and_inputs(spec: str, inputs: list[str], args: list[str], sets: list[
     settings = RunSettings(device, 1, False, parse_sets(sets))
     resolved, input_specs = source.resolve()
     values = {**resolved.defaults, **(extra_values or {}), **settings.sets}
-    tensors = tuple(s.make(values, device, seed=i) for i, s in enumerate(input_specs))
+    tensors = example_inputs(input_specs, values, device)
     return resolved, tensors, input_specs
 
 

@@ -84,7 +84,7 @@ def life_train(
     from fastslow.report import output
     from fastslow.report.plots import plot_training_curves
     from fastslow.store.db import Record
-    from fastslow.tasks.life.models import params
+    from fastslow.tasks.base import params_of
     from fastslow.tasks.life.rules import random_grid
     from fastslow.tasks.life.train import LifeTrainConfig
 
@@ -108,7 +108,7 @@ def life_train(
     for col in ("network", "params", "epochs", "accuracy (512 neighbourhoods)", "checkpoint"):
         t.add_column(col, justify="right")
     for k, (m, r) in trained.items():
-        t.add_row(k, str(params(m)), str(r.epochs), f"{100 * r.accuracy:.1f}%", str(out_dir / f"{k}.pt"))
+        t.add_row(k, str(params_of(m)), str(r.epochs), f"{100 * r.accuracy:.1f}%", str(out_dir / f"{k}.pt"))
     output.console.print(t)
     output.console.print(f"per-cell net made fully convolutional: max |difference| {diff:.2e} on a 64x64 grid")
     output.console.print(f"curves written to {curves}")
@@ -365,7 +365,8 @@ def demo(
     from fastslow.report.html import Section, write_report
     from fastslow.report.plots import plot_decision_boundary, plot_training_curves
     from fastslow.store.db import Record
-    from fastslow.tasks.life.models import fc_net, params
+    from fastslow.tasks.base import params_of
+    from fastslow.tasks.life.models import fc_net
     from fastslow.tasks.life.search import find_min_predictor, save_min
     from fastslow.tasks.life.study import LifeModels, run_study
     from fastslow.tasks.life.train import LifeTrainConfig
@@ -383,7 +384,7 @@ def demo(
     plot_training_curves(out_dir / "life_curves.png", {k: r.history for k, (_, r) in trained.items()},
                          "life networks")
     sections.append(Section("Game of Life: training").table(
-        [{"network": k, "params": params(m), "epochs": r.epochs, "accuracy": r.accuracy}
+        [{"network": k, "params": params_of(m), "epochs": r.epochs, "accuracy": r.accuracy}
          for k, (m, r) in trained.items()]).image(out_dir / "life_curves.png", "training curves"))
 
     _say("[bold]2/5[/bold] searching for the smallest exact predictor")
@@ -394,7 +395,7 @@ def demo(
         raise UserError("the width search found no exact network; rerun with more --search-seeds")
     save_min(out_dir / "life" / "life_min.pt", found)
     sections.append(Section("Smallest exact predictor (width search)").text(
-        f"Found: {params(found.model)} parameters ({found.model}); checked on all 512 neighbourhoods and on "
+        f"Found: {params_of(found.model)} parameters ({found.model}); checked on all 512 neighbourhoods and on "
         "random grids against the exact rule. Tiny convolutions run as shifted adds (to_shift_convs).").table(
         [c.to_dict() for c in found.tried]))
 

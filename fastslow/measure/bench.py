@@ -69,12 +69,17 @@ class ModelSource:
                 "weights": self.weights}
 
 
+def example_inputs(inputs: list[InputSpec], values: dict[str, int], device: str) -> tuple:
+    """The model's inputs at these symbol values: reproducible (input i is drawn with seed i)."""
+    return tuple(spec.make(values, device, seed=i) for i, spec in enumerate(inputs))
+
+
 def make_workload(
     resolved: ResolvedModel, inputs: list[InputSpec], values: dict[str, int],
     settings: RunSettings, label: str = "",
 ) -> Workload:
     model = resolved.model.to(settings.device)
-    tensors = [spec.make(values, settings.device, seed=i) for i, spec in enumerate(inputs)]
+    tensors = example_inputs(inputs, values, settings.device)
     return Workload(lambda: model(*tensors), settings.device, settings.threads,
                     settings.cuda_graph, label=label or resolved.spec)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -145,6 +144,3 @@ def resolve_task(name: str) -> Task:
         raise UserError(f"--task '{name}' returned a {type(task).__name__}, not a fastslow.tasks.base.Task")
     return task
 
-
-def describe(task: Task) -> dict[str, Any]:
-    return {"name": task.name, "loss": task.loss, "description": task.description}

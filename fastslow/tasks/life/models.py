@@ -65,6 +65,3 @@ def min_net(weights: str | None = None, fast: bool = True) -> nn.Module:
     net.eval()
     return to_shift_convs(net) if fast else net
 
-
-def params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

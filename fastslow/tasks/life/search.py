@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastslow.tasks.life.models import params, small_net
+from fastslow.tasks.base import params_of
+from fastslow.tasks.life.models import small_net
 from fastslow.tasks.life.rules import all_neighbourhoods, random_grid, step_torch
 from fastslow.tasks.life.train import accuracy_on_all
 
@@ -55,7 +56,7 @@ class SearchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"embed": self.embed, "hidden": self.hidden,
-                "params": params(self.model) if self.model is not None else None,
+                "params": params_of(self.model) if self.model is not None else None,
                 "tried": [c.to_dict() for c in self.tried]}
 
 
@@ -121,7 +122,7 @@ def find_min_predictor(
     on_candidate: Callable[[Candidate], None] | None = None,
 ) -> SearchResult:
     """Search the family from the fewest parameters up; stop at the first exact network."""
-    family = sorted(candidates or CANDIDATES, key=lambda eh: params(small_net(*eh)))
+    family = sorted(candidates or CANDIDATES, key=lambda eh: params_of(small_net(*eh)))
     result = SearchResult(None, 0, 0)
     _, y = all_neighbourhoods()
     for embed, hidden in family:
@@ -129,7 +130,7 @@ def find_min_predictor(
         w, logits = _train_seeds(embed, hidden, seeds, epochs, lr, seed)
         exact = _exact(logits, y)
         accuracy = ((logits > 0).float() == y).float().mean(dim=1)
-        cand = Candidate(embed, hidden, params(small_net(embed, hidden)), seeds, int(exact.sum()),
+        cand = Candidate(embed, hidden, params_of(small_net(embed, hidden)), seeds, int(exact.sum()),
                          float(accuracy.max()), time.perf_counter() - t0)
         result.tried.append(cand)
         if on_candidate:

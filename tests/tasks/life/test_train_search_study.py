@@ -6,7 +6,8 @@ import torch
 from fastslow.errors import UserError
 from fastslow.measure.timer import TimerConfig
 from fastslow.specs import resolve_model
-from fastslow.tasks.life.models import fc_net, min_net, params, percell_net
+from fastslow.tasks.base import params_of
+from fastslow.tasks.life.models import fc_net, min_net, percell_net
 from fastslow.tasks.life.play import play, render
 from fastslow.tasks.life.search import find_min_predictor, verify_exact
 from fastslow.tasks.life.study import PREDICTORS, LifeModels, run_study
@@ -30,8 +31,8 @@ def trained() -> LifeModels:
 
 
 def test_notebook_architectures():
-    assert params(percell_net()) == (9 * 85 + 85) + (85 * 10 + 10) + (10 + 1)
-    assert params(fc_net()) == params(percell_net())
+    assert params_of(percell_net()) == (9 * 85 + 85) + (85 * 10 + 10) + (10 + 1)
+    assert params_of(fc_net()) == params_of(percell_net())
 
 
 def test_training_is_deterministic_and_checkpoints_round_trip(tmp_path):
@@ -56,12 +57,12 @@ def test_search_rejects_too_small_and_finds_an_exact_network():
     too_small, found = result.tried
     assert too_small.exact_seeds == 0 and too_small.best_accuracy < 1.0  # one ReLU cannot make a bump
     assert result.model is not None and (result.embed, result.hidden) == (1, 2)
-    assert params(result.model) == 17 and verify_exact(result.model)
+    assert params_of(result.model) == 17 and verify_exact(result.model)
 
 
 def test_shipped_min_network_is_exact_and_in_the_zoo():
     net = min_net(fast=False)
-    assert params(net) <= 23 and verify_exact(net)
+    assert params_of(net) <= 23 and verify_exact(net)
     fast = resolve_model("zoo:life-min").model
     assert verify_exact(fast)
 
