@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from fastslow.cli import JsonOut, _progress, app, store
+from fastslow.cli import Device, JsonOut, _progress, app, store
 from fastslow.errors import UserError
 
 tpu_app = typer.Typer(no_args_is_help=True, help="Learned runtime predictors on Google's TpuGraphs data.")
@@ -106,6 +106,7 @@ def train_cmd(
     layers: Annotated[int, typer.Option("--layers")] = 3,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse processed data across runs.")] = True,
+    device: Device = "cpu",
     json_out: JsonOut = None,
 ) -> None:
     """Train a configuration ranker (tile; or layout, with an early-join model). Under
@@ -113,8 +114,9 @@ def train_cmd(
     from fastslow.env import environment
     from fastslow.report import output
     from fastslow.store.db import Record
+    from fastslow.tpugraphs.batching import prepare
     from fastslow.tpugraphs.features import TileNormalizer
-    from fastslow.tpugraphs.train import TrainConfig, prepare, save_run, train
+    from fastslow.tpugraphs.train import TrainConfig, save_run, train
 
     cfg = TrainConfig(collection, model, loss, epochs, lr, batch_graphs, configs_per_graph, hidden, layers,
                       True, 1.0, seed, str(Path(data).resolve()))
@@ -129,17 +131,17 @@ def train_cmd(
         extra = f", valid top-5 score {row['valid_score_top5']:.4f}" if "valid_score_top5" in row else ""
         output.console.print(f"epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f}{extra}")
 
-    result = train(cfg, prepare(split["train"], norm), prepare(valid, norm), on_epoch=show)
+    result = train(cfg, prepare(split["train"], norm), prepare(valid, norm), on_epoch=show, device=device)
     if not rank0:
         return
     path = save_run(Path(out), cfg, norm, result)
     payload = {"config": cfg.__dict__, "history": result.history, "configs_per_s": result.configs_per_s,
-               "train_s": result.seconds, "out": str(path)}
+               "train_s": result.seconds, "device": device, "out": str(path)}
     (Path(out) / "metrics.json").write_text(json.dumps(payload, indent=2) + "\n")
     output.console.print(f"trained {model} with {loss} for {len(result.history)} epochs: {result.configs_per_s:,.0f} "
                          f"configurations scored per second of training; checkpoint {path}")
     results_store = store()
-    results_store.add(Record("tpugraphs train", collection, cfg.__dict__, environment(), payload, "ok",
+    results_store.add(Record("tpugraphs train", collection, cfg.__dict__, environment(device), payload, "ok",
                              f"{model}/{loss}"))
     output.write_json(json_out, payload)
 

@@ -24,11 +24,15 @@ def listmle(scores: torch.Tensor, runtime: torch.Tensor, mask: torch.Tensor) -> 
     order = torch.argsort(torch.where(mask, runtime, torch.full_like(runtime, float("inf"))), dim=1)
     s = torch.gather(-scores, 1, order)
     m = torch.gather(mask, 1, order)
-    s = torch.where(m, s, torch.full_like(s, -1e9))
-    # log of the sum over the configurations not yet placed: a reversed cumulative logsumexp
-    tail = torch.logcumsumexp(s.flip(1), dim=1).flip(1)
+    s = torch.where(m, s, torch.full_like(s, -1e9)).double()
+    # log of the sum over the configurations not yet placed, a reversed cumulative logsumexp,
+    # as exp / cumsum / log after taking out each row's maximum: twice as fast on CPU as
+    # torch.logcumsumexp, and in float64 exp underflows only at a score spread of ~700.
+    # A tail is never below its own term, which holds the result if that ever happens.
+    top = s.max(1, keepdim=True).values.detach()
+    tail = torch.maximum((s - top).exp().flip(1).cumsum(1).flip(1).log() + top, s)
     per_graph = ((tail - s) * m).sum(1) / m.sum(1).clamp_min(1)
-    return per_graph.mean()
+    return per_graph.mean().to(scores.dtype)
 
 
 def hinge(scores: torch.Tensor, runtime: torch.Tensor, mask: torch.Tensor, margin: float = 0.1) -> torch.Tensor:

@@ -8,15 +8,23 @@
 Messages flow along both edge directions (producer -> consumer and back), with separate
 weights. Opcodes are embedded. A model outputs one score per (graph, config) pair: a
 predicted cost, lower is faster.
+
+GraphSAGE layers are computed here rather than by PyG's SAGEConv: a batch's mean
+aggregation over producers and over consumers is one sparse (CSR) product with a
+row-normalised adjacency, built once per batch and shared by every layer, and the layer's
+linear maps are one matrix product. The function is the sum of two PyG SAGEConvs (one per
+direction, whose root weights add up to this layer's) and a test holds it to theirs; on a
+training batch it is about twice as fast forward and back. GCN and GAT layers are PyG's.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch_geometric.nn import GATConv, GCNConv, SAGEConv
+from torch_geometric.nn import GATConv, GCNConv
 from torch_geometric.utils import scatter
 
 from fastslow.errors import UserError
@@ -24,6 +32,9 @@ from fastslow.tpugraphs.data import LAYOUT_CONFIG_FEATS, NODE_FEATS, TILE_CONFIG
 
 MODELS = ("late-sage", "early-sage", "early-gcn", "early-gat")
 OPCODES = 256  # node_opcode is uint8
+
+# torch warns once that CSR support is "beta"; the two products used here are covered by tests.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
 @dataclass
@@ -41,14 +52,64 @@ class PairBatch:
     node_config: torch.Tensor | None = None  # layout: (nodes, 18) each node copy's own configuration
 
 
+def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    order = torch.argsort(rows * shape[1] + cols)
+    crow = torch.zeros(shape[0] + 1, dtype=torch.long, device=rows.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
+    return torch.sparse_csr_tensor(crow, cols[order], values[order], shape, check_invariants=False)
+
+
+class _Product(torch.autograd.Function):
+    """a @ h for a constant sparse `a`, with the gradient a.T @ g from a prepared `a_t`."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, a_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        ctx.a_t = a_t
+        return a @ h
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        return None, None, ctx.a_t @ grad
+
+
+class MeanAdjacency:
+    """Mean over each node's producers (and, when bidirectional, its consumers) for a batch's
+    edge_index ([producer, consumer] rows), as one sparse matrix: row d*i + k is node i's
+    mean over direction k, so `mean(h)` is (nodes, directions * dim), ready to concatenate."""
+
+    def __init__(self, edge_index: torch.Tensor, nodes: int, bidirectional: bool) -> None:
+        src, dst = edge_index
+        self.directions = 2 if bidirectional else 1
+        rows = torch.cat([2 * dst, 2 * src + 1]) if bidirectional else dst
+        cols = torch.cat([src, dst]) if bidirectional else src
+        size = self.directions * nodes
+        values = (1.0 / torch.bincount(rows, minlength=size).clamp_min(1).float())[rows]
+        self.nodes = nodes
+        self.a = _csr(rows, cols, values, (size, nodes))
+        self.a_t = _csr(cols, rows, values, (nodes, size))
+
+    def mean(self, h: torch.Tensor) -> torch.Tensor:
+        return _Product.apply(self.a, self.a_t, h).view(self.nodes, -1)
+
+
+class SAGELayer(nn.Module):
+    """GraphSAGE (Hamilton et al. 2017) with mean aggregation along one or both edge
+    directions: out_i = W [mean over producers of h; mean over consumers of h; h_i] + b."""
+
+    def __init__(self, dim: int, directions: int) -> None:
+        super().__init__()
+        self.lin = nn.Linear((directions + 1) * dim, dim)
+
+    def forward(self, h: torch.Tensor, adj: MeanAdjacency) -> torch.Tensor:
+        return self.lin(torch.cat([adj.mean(h), h], 1))
+
+
 def _conv(kind: str, dim: int) -> nn.Module:
-    if kind == "sage":
-        return SAGEConv(dim, dim)
     if kind == "gcn":
         return GCNConv(dim, dim, add_self_loops=True)
     if kind == "gat":
         return GATConv(dim, dim, heads=1, add_self_loops=True)
-    raise UserError(f"unknown graph layer '{kind}' (sage, gcn, gat)")
+    raise UserError(f"unknown graph layer '{kind}' (sage, gcn, gat)")  # pragma: no cover (MODELS checks)
 
 
 class TileRanker(nn.Module):
@@ -68,8 +129,12 @@ class TileRanker(nn.Module):
         self.opcode = nn.Embedding(OPCODES, opcode_dim)
         self.node_in = nn.Linear(NODE_FEATS + opcode_dim, hidden)
         self.config_in = nn.Linear(LAYOUT_CONFIG_FEATS if layout else TILE_CONFIG_FEATS, hidden)
-        self.forward_convs = nn.ModuleList(_conv(conv, hidden) for _ in range(layers))
-        self.backward_convs = nn.ModuleList(_conv(conv, hidden) for _ in range(layers)) if bidirectional else None
+        self.sage = conv == "sage"
+        if self.sage:
+            self.convs = nn.ModuleList(SAGELayer(hidden, 2 if bidirectional else 1) for _ in range(layers))
+        else:
+            self.forward_convs = nn.ModuleList(_conv(conv, hidden) for _ in range(layers))
+            self.backward_convs = nn.ModuleList(_conv(conv, hidden) for _ in range(layers)) if bidirectional else None
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         # The head's first layer on [pooled graph (2h); configuration (h)] for late join is kept
         # as two parts: the graph part runs once per graph and is gathered to its pairs, so each
@@ -90,11 +155,16 @@ class TileRanker(nn.Module):
         elif self.early:
             h = h + self.config_in(b.config)[b.node_group]  # each node sees its pair's configuration
         h = torch.relu(h)
+        if self.sage:
+            adj = MeanAdjacency(b.edge_index, h.shape[0], self.bidirectional)
         reverse = b.edge_index.flip(0)
         for i in range(self.layers):
-            m = self.forward_convs[i](h, b.edge_index)
-            if self.backward_convs is not None:
-                m = m + self.backward_convs[i](h, reverse)
+            if self.sage:
+                m = self.convs[i](h, adj)
+            else:
+                m = self.forward_convs[i](h, b.edge_index)
+                if self.backward_convs is not None:
+                    m = m + self.backward_convs[i](h, reverse)
             h = self.norms[i](h + torch.relu(m))
         pooled = torch.cat([scatter(h, b.node_group, 0, dim_size=b.n_groups, reduce="mean"),
                             scatter(h, b.node_group, 0, dim_size=b.n_groups, reduce="max")], -1)

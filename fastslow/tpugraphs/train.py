@@ -21,11 +21,12 @@ import torch
 import torch.distributed as dist
 
 from fastslow.errors import UserError, one_line
+from fastslow.tpugraphs.batching import GraphBank, Prepared, dense_groups, prepare
 from fastslow.tpugraphs.data import LayoutGraph, TileGraph
 from fastslow.tpugraphs.features import TileNormalizer
 from fastslow.tpugraphs.losses import LOSSES, loss_fn
 from fastslow.tpugraphs.metrics import RankingReport
-from fastslow.tpugraphs.models import MODELS, PairBatch, TileRanker
+from fastslow.tpugraphs.models import MODELS, TileRanker
 
 
 @dataclass
@@ -62,85 +63,18 @@ class TrainConfig:
         return self.collection.startswith("layout:")
 
 
-@dataclass
-class Prepared:
-    """A graph with normalised features, ready to batch. `config` is (c, 24) for tile and
-    (c, k, 18) for layout, whose configurations belong to the nodes in `config_nodes`."""
-
-    name: str
-    x: torch.Tensor
-    opcode: torch.Tensor
-    edge_index: torch.Tensor
-    config: torch.Tensor
-    runtime: torch.Tensor
-    config_index: torch.Tensor
-    config_nodes: torch.Tensor | None = None
-
-
-def prepare(graphs: list[TileGraph | LayoutGraph], norm: TileNormalizer) -> list[Prepared]:
-    out = []
-    for g in graphs:
-        if isinstance(g, LayoutGraph):
-            out.append(Prepared(g.name, norm.node(g.node_feat), g.node_opcode, g.edge_index,
-                                norm.config(g.node_config_feat), g.runtime, g.config_index, g.node_config_ids))
-        else:
-            out.append(Prepared(g.name, norm.node(g.node_feat), g.node_opcode, g.edge_index, norm.config(g.config_feat),
-                                g.runtime, g.config_index))
-    return out
-
-
-def make_batch(items: list[tuple[Prepared, torch.Tensor]], early: bool) -> PairBatch:
-    """Pairs (graph, chosen configuration rows) into one disjoint-union batch.
-
-    Built with a handful of whole-batch tensor operations rather than several per graph:
-    with small kernels, per-graph Python work would cost as much as the model itself.
-    """
-    graphs = [g for g, _ in items]
-    layout = graphs[0].config_nodes is not None
-    early = early or layout
-    k = torch.tensor([r.numel() for _, r in items])
-    n = torch.tensor([g.x.shape[0] for g in graphs])
-    m = torch.tensor([g.edge_index.shape[1] for g in graphs])
-    configs = torch.cat([g.config[r] for g, r in items]) if not layout else torch.zeros(int(k.sum()), 0)
-    pair_graph = torch.repeat_interleave(torch.arange(len(items)), k)
-    copies = k if early else torch.ones_like(k)  # early join: one copy of the graph per pair
-    x = torch.cat([g.x.expand(int(c), -1, -1).reshape(-1, g.x.shape[1]) if c > 1 else g.x
-                   for g, c in zip(graphs, copies.tolist(), strict=True)])
-    opcode = torch.cat([g.opcode.repeat(int(c)) for g, c in zip(graphs, copies.tolist(), strict=True)])
-    copy_nodes = torch.repeat_interleave(n, copies)  # nodes in each copy, copy by copy
-    copy_start = torch.cumsum(copy_nodes, 0) - copy_nodes
-    copy_edges = torch.repeat_interleave(m, copies)
-    edges = torch.cat([g.edge_index.repeat(1, int(c)) for g, c in zip(graphs, copies.tolist(), strict=True)], 1)
-    edges = edges + torch.repeat_interleave(copy_start, copy_edges)
-    node_group = torch.repeat_interleave(torch.arange(copy_nodes.numel()), copy_nodes)
-    node_config = None
-    if layout:  # each copy's configurable nodes get that configuration's features; the rest zeros
-        parts = []
-        for g, r in items:
-            z = torch.zeros(r.numel(), g.x.shape[0], g.config.shape[-1])
-            z[:, g.config_nodes, :] = g.config[r]
-            parts.append(z.reshape(-1, g.config.shape[-1]))
-        node_config = torch.cat(parts)
-    return PairBatch(x, opcode, edges, node_group, configs, pair_graph, int(copy_nodes.numel()), node_config)
-
-
-def _dense(values: torch.Tensor, sizes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-graph groups of a flat vector as a padded (graphs, widest) matrix and its mask."""
-    out = torch.nn.utils.rnn.pad_sequence(list(torch.split(values, sizes)), batch_first=True)
-    mask = torch.arange(out.shape[1])[None, :] < torch.tensor(sizes)[:, None]
-    return out, mask
-
-
 @torch.no_grad()
 def predict_graph(model: TileRanker, g: Prepared, chunk: int | None = None) -> torch.Tensor:
     """A score for every configuration of one graph, in chunks of about 50k node copies."""
     model.eval()
     chunk = chunk or max(1, min(256, 50_000 // g.x.shape[0]))
+    device = next(model.parameters()).device
+    bank, first = GraphBank([g], device), torch.zeros(1, dtype=torch.long, device=device)
     out = []
     for start in range(0, g.config.shape[0], chunk):
-        rows = torch.arange(start, min(start + chunk, g.config.shape[0]))
-        out.append(model(make_batch([(g, rows)], model.early)))
-    return torch.cat(out)
+        rows = torch.arange(start, min(start + chunk, g.config.shape[0]), device=device)
+        out.append(model(bank.batch(first, rows, rows.new_tensor([rows.numel()]), model.early)[0]))
+    return torch.cat(out).cpu()
 
 
 def evaluate(model: TileRanker, graphs: list[Prepared]) -> dict[str, Any]:
@@ -150,12 +84,17 @@ def evaluate(model: TileRanker, graphs: list[Prepared]) -> dict[str, Any]:
     return report.summary()
 
 
-def _distributed() -> tuple[int, int]:
+def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, this process's device): under torchrun on CUDA each process takes
+    the GPU of its local rank and the group talks NCCL; on CPU, gloo."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    return rank, world, device
 
 
 @dataclass
@@ -171,57 +110,59 @@ class TrainResult:
 
 
 def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Prepared] | None = None, *,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None, time_budget_s: float | None = None) -> TrainResult:
-    rank, world = _distributed()
+          on_epoch: Callable[[dict[str, Any]], None] | None = None, time_budget_s: float | None = None,
+          device: str = "cpu") -> TrainResult:
+    """Train on `device` ("cpu", "cuda", "cuda:1"; under torchrun "cuda" means each process's
+    own GPU). Evaluation runs there too; the returned model stays there."""
+    from fastslow.measure.devices import device_available
+
+    if not device_available(device):
+        raise UserError(f"--device {device}: not available on this machine")
+    rank, world, dev = _distributed(torch.device(device))
     torch.manual_seed(cfg.seed)
-    model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional, layout=cfg.layout)
-    trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional, layout=cfg.layout).to(dev)
+    trained = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
+               if world > 1 else model)
     labelled = [g for g in train_graphs if g.runtime.numel() > 1 and float(g.runtime.max()) > 0]
     if not labelled:
         raise UserError("no labelled training graphs with two or more configurations")
+    bank = GraphBank(labelled, dev)
     per_rank = max(1, len(labelled) // world)
     steps_per_epoch = math.ceil(per_rank / cfg.batch_graphs)
-    opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr, foreach=True)  # one kernel per step, not per tensor
+    # One fused update for all parameters, on the devices that have one.
+    opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr, fused=dev.type in ("cpu", "cuda"))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     criterion = loss_fn(cfg.loss)
-    rng = np.random.default_rng(cfg.seed)  # the same on every rank: the shards never overlap
+    rng = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: the shards never overlap
     result = TrainResult(model)
     t0 = time.perf_counter()
     train_s = 0.0  # training steps only: throughput excludes evaluation
     for epoch in range(1, cfg.epochs + 1):
         t_epoch = time.perf_counter()
-        order = rng.permutation(len(labelled))
+        order = torch.randperm(len(labelled), generator=rng).to(dev)
         mine = order[rank * per_rank : (rank + 1) * per_rank]
         trained.train()
-        losses = []
+        loss_sum = torch.zeros((), device=dev)  # summed where it is computed: no wait per step
         for step in range(steps_per_epoch):
-            idx = mine[step * cfg.batch_graphs : (step + 1) * cfg.batch_graphs]
-            items = []
-            for i in idx:
-                g = labelled[i]
-                c = g.config.shape[0]
-                rows = (torch.arange(c) if c <= cfg.configs_per_graph  # all of them: nothing to draw
-                        else torch.from_numpy(rng.choice(c, size=cfg.configs_per_graph, replace=False)))
-                items.append((g, rows))
-            batch = make_batch(items, model.early)
-            scores = trained(batch)
-            sizes = [r.numel() for _, r in items]
-            s, mask = _dense(scores, sizes)
-            y, _ = _dense(torch.cat([g.runtime[r] for g, r in items]).float(), sizes)
-            loss = criterion(s, y, mask)
+            ids = mine[step * cfg.batch_graphs : (step + 1) * cfg.batch_graphs]
+            rows, counts = bank.sample(ids, cfg.configs_per_graph, rng)
+            batch, runtime = bank.batch(ids, rows, counts, model.early)
+            scores, mask = dense_groups(trained(batch), counts)
+            y, _ = dense_groups(runtime.float(), counts)
+            loss = criterion(scores, y, mask)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trained.parameters(), cfg.clip, foreach=True)
             opt.step()
             sched.step()
-            losses.append(loss.item())
-            result.configs_scored += sum(sizes)
+            loss_sum += loss.detach()
+            result.configs_scored += rows.numel()
+        epoch_loss = float(loss_sum) / steps_per_epoch
         train_s += time.perf_counter() - t_epoch
-        row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "train_s": train_s,
-                               "lr": sched.get_last_lr()[0]}
+        row: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss, "train_s": train_s, "lr": sched.get_last_lr()[0]}
         if rank == 0 and valid_graphs:
-            s = evaluate(model, valid_graphs)
-            row.update(valid_score_top5=s["score_top5"], valid_slowdown=s["slowdown"])
+            summary = evaluate(model, valid_graphs)
+            row.update(valid_score_top5=summary["score_top5"], valid_slowdown=summary["slowdown"])
         result.history.append(row)
         if on_epoch and rank == 0:
             on_epoch(row)
@@ -238,8 +179,9 @@ def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Pre
 def save_run(out: Path, cfg: TrainConfig, norm: TileNormalizer, result: TrainResult) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "model.pt"
+    state = {k: v.cpu() for k, v in result.model.state_dict().items()}  # loadable without the training device
     torch.save({"kind": "tile-ranker", "config": asdict(cfg), "normalizer": norm.to_dict(),
-                "state_dict": result.model.state_dict(), "history": result.history}, path)
+                "state_dict": state, "history": result.history}, path)
     return path
 
 

@@ -20,6 +20,25 @@ def test_listmle_prefers_the_true_order_and_ignores_padding():
     assert float(two) == pytest.approx(np.log1p(np.exp(-1.0)) / 2)
 
 
+@pytest.mark.parametrize("spread", [1.0, 200.0])
+def test_listmle_is_the_plackett_luce_likelihood(spread):
+    g = torch.Generator().manual_seed(0)
+    scores = (torch.randn(5, 9, generator=g, dtype=torch.float64) * spread).requires_grad_()
+    runtime = torch.rand(5, 9, generator=g, dtype=torch.float64)
+    mask = torch.rand(5, 9, generator=g) < 0.7
+    mask[:, :2] = True
+    expected = []
+    for i in range(5):  # the definition, list by list: -sum_k log softmax over the not yet placed
+        s = -scores[i][mask[i]][torch.argsort(runtime[i][mask[i]])]
+        expected.append((torch.logcumsumexp(s.flip(0), 0).flip(0) - s).mean())
+    expected = torch.stack(expected).mean()
+    got = listmle(scores, runtime, mask)
+    torch.testing.assert_close(got, expected)
+    (want,) = torch.autograd.grad(expected, scores)
+    (have,) = torch.autograd.grad(got, scores)
+    torch.testing.assert_close(have, want)
+
+
 def test_hinge_and_mse():
     assert float(hinge(RUNTIME, RUNTIME, MASK)) == 0.0
     assert float(hinge(-RUNTIME, RUNTIME, MASK)) > 0

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fastslow.errors import UserError
+from fastslow.tpugraphs.batching import GraphBank, prepare
 from fastslow.tpugraphs.data import find_files, load_tile_graphs
 from fastslow.tpugraphs.features import TileNormalizer
 from fastslow.tpugraphs.models import MODELS, TileRanker
@@ -13,13 +14,12 @@ from fastslow.tpugraphs.train import (
     TrainConfig,
     evaluate,
     load_run,
-    make_batch,
     model_from,
     predict_graph,
-    prepare,
     save_run,
     train,
 )
+from tests.conftest import needs_cuda
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +35,14 @@ def test_every_model_scores_every_pair_and_sees_the_config(prepared, name):
     _, graphs, _ = prepared
     torch.manual_seed(0)
     model = TileRanker(name, hidden=16, layers=2).eval()
-    items = [(graphs[0], torch.arange(3)), (graphs[1], torch.arange(4))]
-    batch = make_batch(items, model.early)
-    nodes = sum(g.x.shape[0] * (r.numel() if model.early else 1) for g, r in items)
+    bank = GraphBank(graphs[:2])
+    batch, _ = bank.batch(torch.tensor([0, 1]), torch.tensor([0, 1, 2, 0, 1, 2, 3]), torch.tensor([3, 4]), model.early)
+    nodes = sum(g.x.shape[0] * (k if model.early else 1) for g, k in zip(graphs[:2], (3, 4), strict=True))
     assert batch.x.shape[0] == nodes and int(batch.edge_index.max()) < nodes
     with torch.no_grad():
         out = model(batch)
         assert out.shape == (7,)
-        changed = make_batch([(graphs[0], torch.arange(3))], model.early)
+        changed, _ = bank.batch(torch.tensor([0]), torch.arange(3), torch.tensor([3]), model.early)
         changed.config = changed.config + 1.0
         assert not torch.allclose(model(changed), out[:3])
 
@@ -69,6 +69,24 @@ def test_training_learns_to_rank_and_checkpoints_round_trip(prepared, tmp_path):
     model, norm2, cfg2 = model_from(load_run(tmp_path / "run"))
     assert cfg2 == cfg
     torch.testing.assert_close(predict_graph(model, valid_g[0]), predict_graph(result.model, valid_g[0]))
+
+
+@needs_cuda
+def test_training_on_cuda_gives_a_checkpoint_that_scores_on_cpu(prepared, tmp_path):
+    norm, train_g, valid_g = prepared
+    cfg = TrainConfig(model="late-sage", loss="listmle", epochs=2, hidden=16, layers=2, batch_graphs=8)
+    result = train(cfg, train_g, valid_g, device="cuda")
+    assert next(result.model.parameters()).is_cuda and "valid_score_top5" in result.history[-1]
+    save_run(tmp_path / "run", cfg, norm, result)
+    model, _, _ = model_from(load_run(tmp_path / "run"))
+    torch.testing.assert_close(predict_graph(model, valid_g[0]), predict_graph(result.model, valid_g[0]),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_training_on_a_missing_device_is_refused(prepared):
+    _, train_g, _ = prepared
+    with pytest.raises(UserError, match="--device cuda:99: not available"):
+        train(TrainConfig(epochs=1), train_g, device="cuda:99")
 
 
 def test_config_rejects_what_is_not_supported():

@@ -1,0 +1,157 @@
+"""Graphs packed once into flat tensors, and batches of (graph, configuration) pairs cut from
+them with a fixed handful of whole-batch tensor operations.
+
+A step of training touches dozens of small kernels. Building its batch graph by graph (a
+slice, a repeat and an offset per graph) costs as much Python time as the model's own
+arithmetic, so `GraphBank` concatenates every graph's nodes, edges, configurations and
+runtimes once, and a batch is a set of index ranges into those: the same number of tensor
+operations for 1 graph or 1,000.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from fastslow.tpugraphs.data import LayoutGraph, TileGraph
+from fastslow.tpugraphs.features import TileNormalizer
+from fastslow.tpugraphs.models import PairBatch
+
+
+@dataclass
+class Prepared:
+    """A graph with normalised features, ready to batch. `config` is (c, 24) for tile and
+    (c, k, 18) for layout, whose configurations belong to the nodes in `config_nodes`."""
+
+    name: str
+    x: torch.Tensor
+    opcode: torch.Tensor
+    edge_index: torch.Tensor
+    config: torch.Tensor
+    runtime: torch.Tensor
+    config_index: torch.Tensor
+    config_nodes: torch.Tensor | None = None
+
+
+def prepare(graphs: list[TileGraph | LayoutGraph], norm: TileNormalizer) -> list[Prepared]:
+    out = []
+    for g in graphs:
+        if isinstance(g, LayoutGraph):
+            out.append(Prepared(g.name, norm.node(g.node_feat), g.node_opcode, g.edge_index,
+                                norm.config(g.node_config_feat), g.runtime, g.config_index, g.node_config_ids))
+        else:
+            out.append(Prepared(g.name, norm.node(g.node_feat), g.node_opcode, g.edge_index, norm.config(g.config_feat),
+                                g.runtime, g.config_index))
+    return out
+
+
+def _starts(lengths: torch.Tensor) -> torch.Tensor:
+    return torch.cumsum(lengths, 0) - lengths
+
+
+def ranges(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The concatenation of arange(s, s + l) for each (s, l), without a Python loop."""
+    total = int(lengths.sum())
+    return torch.arange(total, device=starts.device) + torch.repeat_interleave(starts - _starts(lengths), lengths,
+                                                                                output_size=total)
+
+
+def _groups(counts: torch.Tensor) -> torch.Tensor:
+    """[0] * counts[0] + [1] * counts[1] + ...: which group each element belongs to."""
+    return torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
+
+
+class GraphBank:
+    """Prepared graphs of one kind (all tile or all layout), packed into flat tensors on one
+    device; batches are cut there too."""
+
+    def __init__(self, graphs: list[Prepared], device: str | torch.device = "cpu") -> None:
+        if not graphs:
+            raise ValueError("GraphBank needs at least one graph")
+        self.graphs, self.device = graphs, torch.device(device)
+        self.layout = graphs[0].config_nodes is not None
+
+        def counts(values: list[int]) -> torch.Tensor:
+            return torch.tensor(values, device=self.device)
+
+        def packed(parts: list[torch.Tensor], dim: int = 0) -> torch.Tensor:
+            return torch.cat(parts, dim).to(self.device)
+
+        self.nodes = counts([g.x.shape[0] for g in graphs])
+        self.edges = counts([g.edge_index.shape[1] for g in graphs])
+        self.configs = counts([g.config.shape[0] for g in graphs])
+        self.node_start, self.edge_start = _starts(self.nodes), _starts(self.edges)
+        self.config_start = _starts(self.configs)
+        self.x = packed([g.x for g in graphs])
+        self.opcode = packed([g.opcode for g in graphs])
+        self.edge_index = packed([g.edge_index for g in graphs], 1)  # graph-local node ids
+        self.runtime = packed([g.runtime for g in graphs])
+        if self.layout:  # each configuration is (k, 18): flattened row by row, k per graph
+            self.knodes = counts([g.config.shape[1] for g in graphs])
+            self.knode_start = _starts(self.knodes)
+            self.config_nodes = packed([g.config_nodes for g in graphs])
+            self.config = packed([g.config.reshape(-1, g.config.shape[-1]) for g in graphs])
+            self.layout_start = _starts(self.configs * self.knodes)
+        else:
+            self.config = packed([g.config for g in graphs])
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def sample(self, graph_ids: torch.Tensor, per_graph: int,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each graph, min(configs, per_graph) distinct configuration rows drawn uniformly
+        (from `generator`, a CPU one): the rows grouped graph by graph, each graph's in
+        increasing order, and how many each graph got."""
+        c = self.configs[graph_ids]
+        owner = _groups(c)
+        local = ranges(torch.zeros_like(c), c)
+        if int(c.max()) <= per_graph:  # every graph fits whole: nothing to draw
+            return local, c
+        # One random key per configuration; sorting graph-major by key ranks them at random
+        # within each graph, and the first `per_graph` of each are a uniform draw.
+        noise = torch.rand(local.numel(), generator=generator, dtype=torch.float64).to(self.device)
+        order = torch.argsort(owner.double() + noise)
+        keep = (torch.arange(local.numel(), device=self.device) - _starts(c)[owner]) < per_graph
+        chosen_owner, chosen_local = owner[order[keep]], local[order[keep]]
+        rows = chosen_local[torch.argsort(chosen_owner * int(c.max()) + chosen_local)]
+        return rows, torch.clamp(c, max=per_graph)
+
+    def batch(self, graph_ids: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor,
+              early: bool) -> tuple[PairBatch, torch.Tensor]:
+        """Pairs (graph_ids[i], each of its `counts[i]` rows) as one disjoint-union batch, and
+        the pairs' runtimes. Early join (and layout) copies each graph once per pair."""
+        early = early or self.layout
+        pair_graph = _groups(counts)
+        pair_config = self.config_start[graph_ids][pair_graph] + rows  # rows of the packed configurations
+        copy_graph = torch.repeat_interleave(graph_ids, counts) if early else graph_ids  # bank id of each copy
+        copy_nodes, copy_edges = self.nodes[copy_graph], self.edges[copy_graph]
+        copy_start = _starts(copy_nodes)
+        node_src = ranges(self.node_start[copy_graph], copy_nodes)
+        edge_src = ranges(self.edge_start[copy_graph], copy_edges)
+        edge_index = self.edge_index[:, edge_src] + torch.repeat_interleave(copy_start, copy_edges)
+        node_group = _groups(copy_nodes)
+        node_config = None
+        if self.layout:  # each copy's configurable nodes get that configuration's features; the rest zeros
+            k = self.knodes[copy_graph]
+            to = (torch.repeat_interleave(copy_start, k) + self.config_nodes[ranges(self.knode_start[copy_graph], k)])
+            node_config = self.config.new_zeros(node_src.numel(), self.config.shape[1])
+            node_config[to] = self.config[ranges(self.layout_start[copy_graph] + rows * k, k)]
+            configs = self.config.new_zeros(rows.numel(), 0)
+        else:
+            configs = self.config[pair_config]
+        batch = PairBatch(self.x[node_src], self.opcode[node_src], edge_index, node_group, configs, pair_graph,
+                          int(copy_graph.numel()), node_config)
+        return batch, self.runtime[pair_config]
+
+
+def dense_groups(values: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A flat vector grouped `counts[i]` by `counts[i]` as a zero-padded (groups, widest)
+    matrix and its mask, by one scatter (gradients flow back to `values`)."""
+    width = int(counts.max())
+    group = _groups(counts)
+    at = group * width + torch.arange(values.numel(), device=values.device) - _starts(counts)[group]
+    out = values.new_zeros(counts.numel() * width).index_put((at,), values)
+    mask = torch.zeros(counts.numel() * width, dtype=torch.bool, device=values.device).index_fill(0, at, True)
+    return out.view(-1, width), mask.view(-1, width)
