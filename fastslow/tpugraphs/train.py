@@ -97,6 +97,13 @@ def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
+def epoch_order(graphs: int, seed: int, epoch: int) -> torch.Tensor:
+    """The epoch's shuffled graph order: a function of (seed, epoch) alone, so every rank of a
+    data-parallel job computes the same one and their shards of it never overlap, however many
+    random draws each rank has made since."""
+    return torch.randperm(graphs, generator=torch.Generator().manual_seed(seed * 1_000_003 + 999_983 + epoch))
+
+
 @dataclass
 class TrainResult:
     model: TileRanker
@@ -133,19 +140,19 @@ def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Pre
     opt = torch.optim.Adam(trained.parameters(), lr=cfg.lr, fused=dev.type in ("cpu", "cuda"))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     criterion = loss_fn(cfg.loss)
-    rng = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: the shards never overlap
+    draws = torch.Generator().manual_seed(cfg.seed * 1_000_003 + rank)  # each rank's own configuration draws
     result = TrainResult(model)
     t0 = time.perf_counter()
     train_s = 0.0  # training steps only: throughput excludes evaluation
     for epoch in range(1, cfg.epochs + 1):
         t_epoch = time.perf_counter()
-        order = torch.randperm(len(labelled), generator=rng).to(dev)
+        order = epoch_order(len(labelled), cfg.seed, epoch).to(dev)
         mine = order[rank * per_rank : (rank + 1) * per_rank]
         trained.train()
         loss_sum = torch.zeros((), device=dev)  # summed where it is computed: no wait per step
         for step in range(steps_per_epoch):
             ids = mine[step * cfg.batch_graphs : (step + 1) * cfg.batch_graphs]
-            rows, counts = bank.sample(ids, cfg.configs_per_graph, rng)
+            rows, counts = bank.sample(ids, cfg.configs_per_graph, draws)
             batch, runtime = bank.batch(ids, rows, counts, model.early)
             scores, mask = dense_groups(trained(batch), counts)
             y, _ = dense_groups(runtime.float(), counts)

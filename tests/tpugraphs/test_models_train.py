@@ -12,6 +12,7 @@ from fastslow.tpugraphs.features import TileNormalizer
 from fastslow.tpugraphs.models import MODELS, TileRanker
 from fastslow.tpugraphs.train import (
     TrainConfig,
+    epoch_order,
     evaluate,
     load_run,
     model_from,
@@ -69,6 +70,14 @@ def test_training_learns_to_rank_and_checkpoints_round_trip(prepared, tmp_path):
     model, norm2, cfg2 = model_from(load_run(tmp_path / "run"))
     assert cfg2 == cfg
     torch.testing.assert_close(predict_graph(model, valid_g[0]), predict_graph(result.model, valid_g[0]))
+
+
+def test_every_rank_computes_the_same_epoch_order():
+    torch.manual_seed(123)
+    first = epoch_order(50, 0, 3)
+    torch.rand(1000)  # draws elsewhere (another rank's sampling) must not move it
+    assert torch.equal(first, epoch_order(50, 0, 3)) and sorted(first.tolist()) == list(range(50))
+    assert not torch.equal(first, epoch_order(50, 0, 4)) and not torch.equal(first, epoch_order(50, 1, 3))
 
 
 @needs_cuda
