@@ -105,6 +105,8 @@ def train_cmd(
     hidden: Annotated[int, typer.Option("--hidden")] = 64,
     layers: Annotated[int, typer.Option("--layers")] = 3,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    layout_hops: Annotated[int, typer.Option(
+        "--layout-hops", help="Layout: keep only nodes within this many hops of a configurable node (0: all).")] = 0,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse processed data across runs.")] = True,
     device: Device = "cpu",
     json_out: JsonOut = None,
@@ -119,7 +121,7 @@ def train_cmd(
     from fastslow.tpugraphs.train import TrainConfig, save_run, train
 
     cfg = TrainConfig(collection, model, loss, epochs, lr, batch_graphs, configs_per_graph, hidden, layers,
-                      True, 1.0, seed, str(Path(data).resolve()))
+                      True, 1.0, seed, str(Path(data).resolve()), layout_hops)
     split = _load_collection(data, collection, ("train", "valid"), cache)
     if not split["train"]:
         raise UserError(f"--data {data}: no {collection} training files")
@@ -131,7 +133,13 @@ def train_cmd(
         extra = f", valid top-5 score {row['valid_score_top5']:.4f}" if "valid_score_top5" in row else ""
         output.console.print(f"epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f}{extra}")
 
-    result = train(cfg, prepare(split["train"], norm), prepare(valid, norm), on_epoch=show, device=device)
+    train_p, valid_p = prepare(split["train"], norm, layout_hops), prepare(valid, norm, layout_hops)
+    if layout_hops and rank0:
+        before = sum(g.node_feat.shape[0] for g in split["train"])
+        after = sum(g.x.shape[0] for g in train_p)
+        output.console.print(f"layout graphs cropped to nodes within {layout_hops} hops of a configurable node: "
+                             f"{before:,} -> {after:,} training nodes")
+    result = train(cfg, train_p, valid_p, on_epoch=show, device=device)
     if not rank0:
         return
     path = save_run(Path(out), cfg, norm, result)

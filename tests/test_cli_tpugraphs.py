@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from fastslow.tpugraphs.train import load_run
 from tests.tpugraphs.conftest import FIXTURES
 
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="real TpuGraphs fixtures not found")
@@ -94,6 +95,9 @@ def test_predict_ids_match_the_competition(cli, tmp_path):
      "must be joined early"),
     (["train", "--data", str(FIXTURES), "--out", "r", "--collection", "tile:tpu"], "--collection tile:tpu: unknown"),
     (["train", "--data", str(FIXTURES), "--out", "r", "--model", "bogus"], "--model 'bogus'"),
+    (["train", "--data", str(FIXTURES), "--out", "r", "--layout-hops", "2"], "tile:xla is not a layout collection"),
+    (["train", "--data", str(FIXTURES), "--out", "r", "--collection", "layout:xla:default", "--layout-hops", "-1"],
+     "--layout-hops must be >= 0"),
     (["eval", "no-such-run"], "run no-such-run: not found"),
     (["ensemble", "only-one", "--out", "x"], "two or more runs"),
 ])
@@ -116,3 +120,15 @@ def test_layout_ranker_on_the_real_files(cli, tmp_path):
     rows = dict(list(csv.reader((tmp_path / "s.csv").open()))[1:])
     ranking = [int(i) for i in rows["layout:xla:default:cd708819d3f5103afd6460b15e74eaf3"].split(";")]
     assert sorted(ranking) == list(range(1000)) and ranking != list(range(1000))
+
+
+def test_layout_crop_trains_and_scores_on_the_cropped_graphs(cli, tmp_path):
+    r = cli("tpugraphs", "train", "--data", str(FIXTURES), "--collection", "layout:xla:default", "--out", "crop",
+            "--epochs", "1", "--configs-per-graph", "4", "--hidden", "8", "--layers", "1", "--layout-hops", "1",
+            "--no-cache")
+    assert r.code == 0, r.err
+    assert "within 1 hops of a configurable node: 2,774 -> 168 training nodes" in r.out
+    assert load_run(tmp_path / "crop")["config"]["layout_hops"] == 1
+    r = cli("tpugraphs", "eval", "crop", "--split", "valid", "--json", "e.json")
+    assert r.code == 0, r.err
+    assert json.loads((tmp_path / "e.json").read_text())["files"][0]["configs"] == 1965

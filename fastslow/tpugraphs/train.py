@@ -44,6 +44,7 @@ class TrainConfig:
     clip: float = 1.0  # gradient norm limit
     seed: int = 0
     data: str = ""  # where the data came from (recorded for eval and predict)
+    layout_hops: int = 0  # layout: crop each graph to nodes this near a configurable node (0: whole graph)
 
     def __post_init__(self) -> None:
         known = ("tile:xla", "layout:xla:default", "layout:xla:random", "layout:nlp:default", "layout:nlp:random")
@@ -56,6 +57,10 @@ class TrainConfig:
         for name in ("epochs", "batch_graphs", "configs_per_graph", "hidden", "layers"):
             if getattr(self, name) < 1:
                 raise UserError(f"'{name}' must be >= 1 (got {getattr(self, name)})")
+        if self.layout_hops < 0:
+            raise UserError(f"--layout-hops must be >= 0 (got {self.layout_hops})")
+        if self.layout_hops and not self.layout:
+            raise UserError(f"--layout-hops crops layout graphs; {self.collection} is not a layout collection")
 
 
     @property
@@ -219,12 +224,13 @@ def model_from(ckpt: dict[str, Any]) -> tuple[TileRanker, TileNormalizer, TrainC
     return model.eval(), TileNormalizer.from_dict(ckpt["normalizer"]), cfg
 
 
-Ranker = list[tuple[TileRanker, TileNormalizer]]  # a run's models: one, or an ensemble's members
+Ranker = list[tuple[TileRanker, TileNormalizer, int]]  # a run's models (one, or an ensemble's), each with its
+# normaliser and layout crop
 
 
 def load_ranker(ckpt: dict[str, Any]) -> Ranker:
     """Build a run's models once; score as many graphs with them as needed."""
-    return [model_from(m)[:2] for m in members(ckpt)]
+    return [(model, norm, cfg.layout_hops) for model, norm, cfg in map(model_from, members(ckpt))]
 
 
 def standardized_sum(scores: list[np.ndarray]) -> np.ndarray:
@@ -235,5 +241,5 @@ def standardized_sum(scores: list[np.ndarray]) -> np.ndarray:
 def scores_for(ranker: Ranker, graph: TileGraph | LayoutGraph) -> np.ndarray:
     """Predicted costs for every configuration of a graph: one model's, or the standardised
     sum of an ensemble's members'."""
-    scores = [predict_graph(model, prepare([graph], norm)[0]).double().numpy() for model, norm in ranker]
+    scores = [predict_graph(model, prepare([graph], norm, hops)[0]).double().numpy() for model, norm, hops in ranker]
     return scores[0] if len(scores) == 1 else standardized_sum(scores)

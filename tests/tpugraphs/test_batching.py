@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch_geometric.nn import SAGEConv
 
-from fastslow.tpugraphs.batching import GraphBank, Prepared, dense_groups, prepare, ranges
+from fastslow.tpugraphs.batching import GraphBank, Prepared, crop_layout, dense_groups, prepare, ranges
 from fastslow.tpugraphs.data import find_files, load_tile_graphs
 from fastslow.tpugraphs.features import TileNormalizer
 from fastslow.tpugraphs.models import MeanAdjacency, SAGELayer
@@ -136,3 +136,18 @@ def test_dense_groups_pads_and_passes_gradients():
     assert mask.tolist() == [[True, True, False], [True, True, True], [True, False, False]]
     (dense * torch.arange(9.0).view(3, 3)).sum().backward()
     assert values.grad.tolist() == [0, 1, 3, 4, 5, 6]
+
+
+def test_crop_layout_keeps_the_nodes_near_configurable_ones():
+    # producer -> consumer edges (PyG order): 0->1->2->3->4->5 and 6->3
+    g = _layout("g", 7, [2], 3, 0)
+    g.edge_index = torch.tensor([[0, 1, 2, 3, 4, 6], [1, 2, 3, 4, 5, 3]])
+    one = crop_layout(g, 1)  # 1, 2, 3 (both directions), not 6 (two hops away)
+    torch.testing.assert_close(one.x, g.x[[1, 2, 3]])
+    assert one.edge_index.tolist() == [[0, 1], [1, 2]] and one.config_nodes.tolist() == [1]
+    two = crop_layout(g, 2)  # adds 0, 4 and 6
+    torch.testing.assert_close(two.x, g.x[[0, 1, 2, 3, 4, 6]])
+    assert two.edge_index.tolist() == [[0, 1, 2, 3, 5], [1, 2, 3, 4, 3]] and two.config_nodes.tolist() == [2]
+    whole = crop_layout(g, 10)
+    assert torch.equal(whole.x, g.x) and torch.equal(whole.edge_index, g.edge_index)
+    assert whole.config is g.config and whole.runtime is g.runtime
