@@ -152,14 +152,17 @@ class GraphBank:
     def batch(self, graph_ids: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor,
               early: bool) -> tuple[PairBatch, torch.Tensor]:
         """Pairs (graph_ids[i], each of its `counts[i]` rows) as one disjoint-union batch, and
-        the pairs' runtimes. Early join (and layout) copies each graph once per pair."""
+        the pairs' runtimes. Early join (and layout) copies each graph once per pair; node
+        features are still taken once per graph, and `node_copy` says which each copy uses."""
         early = early or self.layout
         pair_graph = _groups(counts)
         pair_config = self.config_start[graph_ids][pair_graph] + rows  # rows of the packed configurations
         copy_graph = torch.repeat_interleave(graph_ids, counts) if early else graph_ids  # bank id of each copy
         copy_nodes, copy_edges = self.nodes[copy_graph], self.edges[copy_graph]
         copy_start = _starts(copy_nodes)
-        node_src = ranges(self.node_start[copy_graph], copy_nodes)
+        graph_nodes = self.nodes[graph_ids]
+        node_src = ranges(self.node_start[graph_ids], graph_nodes)  # each graph's nodes, once
+        node_copy = ranges(_starts(graph_nodes)[pair_graph], copy_nodes) if early else None
         edge_src = ranges(self.edge_start[copy_graph], copy_edges)
         edge_index = self.edge_index[:, edge_src] + torch.repeat_interleave(copy_start, copy_edges)
         node_group = _groups(copy_nodes)
@@ -167,13 +170,13 @@ class GraphBank:
         if self.layout:  # each copy's configurable nodes get that configuration's features; the rest zeros
             k = self.knodes[copy_graph]
             to = (torch.repeat_interleave(copy_start, k) + self.config_nodes[ranges(self.knode_start[copy_graph], k)])
-            node_config = self.config.new_zeros(node_src.numel(), self.config.shape[1])
+            node_config = self.config.new_zeros(int(copy_nodes.sum()), self.config.shape[1])
             node_config[to] = self.config[ranges(self.layout_start[copy_graph] + rows * k, k)]
             configs = self.config.new_zeros(rows.numel(), 0)
         else:
             configs = self.config[pair_config]
         batch = PairBatch(self.x[node_src], self.opcode[node_src], edge_index, node_group, configs, pair_graph,
-                          int(copy_graph.numel()), node_config)
+                          int(copy_graph.numel()), node_config, node_copy)
         return batch, self.runtime[pair_config]
 
 

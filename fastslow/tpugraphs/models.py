@@ -40,17 +40,20 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 @dataclass
 class PairBatch:
-    """Many graphs and, per graph, some configurations. For early join the nodes are already
-    repeated once per pair; for late join they appear once per graph."""
+    """Many graphs and, per graph, some configurations. Node features come once per graph;
+    for early join the graph is copied once per pair and `node_copy` maps each node copy to
+    its row of `x` (their first layer is computed once and gathered); for late join the
+    nodes appear once per graph and `node_copy` is None."""
 
-    x: torch.Tensor  # (nodes, 140) normalised node features
-    opcode: torch.Tensor  # (nodes,)
-    edge_index: torch.Tensor  # (2, edges) over `x`
-    node_group: torch.Tensor  # (nodes,) which pair (early) or graph (late) each node belongs to
+    x: torch.Tensor  # (graph nodes, 140) normalised node features
+    opcode: torch.Tensor  # (graph nodes,)
+    edge_index: torch.Tensor  # (2, edges) over the node copies
+    node_group: torch.Tensor  # (node copies,) which pair (early) or graph (late) each copy belongs to
     config: torch.Tensor  # (pairs, 24) normalised tile configuration features; (pairs, 0) for layout
     pair_graph: torch.Tensor  # (pairs,) which graph each pair belongs to
     n_groups: int
-    node_config: torch.Tensor | None = None  # layout: (nodes, 18) each node copy's own configuration
+    node_config: torch.Tensor | None = None  # layout: (node copies, 18) each node copy's own configuration
+    node_copy: torch.Tensor | None = None  # early join: (node copies,) row of `x` each copy is
 
 
 def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -150,7 +153,9 @@ class TileRanker(nn.Module):
                 m.reset_parameters()
 
     def forward(self, b: PairBatch) -> torch.Tensor:
-        h = self.node_in(torch.cat([b.x, self.opcode(b.opcode)], -1))
+        h = self.node_in(torch.cat([b.x, self.opcode(b.opcode)], -1))  # the same for every configuration ...
+        if b.node_copy is not None:
+            h = h[b.node_copy]  # ... so computed once per graph and copied
         if self.layout:
             h = h + self.config_in(b.node_config)  # each configurable node sees its own layout
         elif self.early:

@@ -75,8 +75,12 @@ def test_bank_batch_is_the_graphs_side_by_side(graphs, early):
             edges.append(g.edge_index + offset)
             groups.append(torch.full((g.x.shape[0],), len(groups)))
             offset += g.x.shape[0]
-    torch.testing.assert_close(batch.x, torch.cat(xs))
-    assert torch.equal(batch.opcode, torch.cat(ops)) and torch.equal(batch.edge_index, torch.cat(edges, 1))
+    # node features come once per graph; early join's copies point at them
+    assert batch.x.shape[0] == sum(graphs[i].x.shape[0] for i in ids.tolist())
+    copy = batch.node_copy if early else torch.arange(batch.x.shape[0])
+    assert (batch.node_copy is None) == (not early)
+    torch.testing.assert_close(batch.x[copy], torch.cat(xs))
+    assert torch.equal(batch.opcode[copy], torch.cat(ops)) and torch.equal(batch.edge_index, torch.cat(edges, 1))
     assert torch.equal(batch.node_group, torch.cat(groups)) and batch.n_groups == len(groups)
     torch.testing.assert_close(batch.config, torch.cat([graphs[i].config[r] for i, r in zip(ids.tolist(), picked,
                                                                                                strict=True)]))
@@ -98,7 +102,8 @@ def test_layout_batch_puts_each_configuration_on_its_own_nodes():
     a, b = _layout("a", 6, [1, 4], 3, 0), _layout("b", 4, [2], 5, 1)
     bank = GraphBank([a, b])
     batch, runtime = bank.batch(torch.tensor([1, 0]), torch.tensor([4, 0, 2, 1]), torch.tensor([1, 3]), early=False)
-    assert batch.x.shape[0] == 4 + 3 * 6 and batch.n_groups == 4  # layout always joins early: a copy per pair
+    assert batch.node_copy.shape[0] == 4 + 3 * 6 and batch.n_groups == 4  # layout always joins early: a copy per pair
+    torch.testing.assert_close(batch.x[batch.node_copy], torch.cat([b.x, a.x, a.x, a.x]))
     expected = []
     for g, r in ((b, 4), (a, 0), (a, 2), (a, 1)):
         z = torch.zeros(g.x.shape[0], 18)

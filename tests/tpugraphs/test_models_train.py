@@ -39,7 +39,7 @@ def test_every_model_scores_every_pair_and_sees_the_config(prepared, name):
     bank = GraphBank(graphs[:2])
     batch, _ = bank.batch(torch.tensor([0, 1]), torch.tensor([0, 1, 2, 0, 1, 2, 3]), torch.tensor([3, 4]), model.early)
     nodes = sum(g.x.shape[0] * (k if model.early else 1) for g, k in zip(graphs[:2], (3, 4), strict=True))
-    assert batch.x.shape[0] == nodes and int(batch.edge_index.max()) < nodes
+    assert batch.node_group.shape[0] == nodes and int(batch.edge_index.max()) < nodes
     with torch.no_grad():
         out = model(batch)
         assert out.shape == (7,)
@@ -112,7 +112,7 @@ def test_config_rejects_what_is_not_supported():
 @pytest.mark.slow
 def test_data_parallel_under_torchrun(synthetic, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "fastslow",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "fastslow",
            "--db", str(tmp_path / "r.db"), "tpugraphs", "train", "--data", str(synthetic), "--out",
            str(tmp_path / "ddp"), "--epochs", "2", "--hidden", "16", "--layers", "1", "--no-cache"]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
