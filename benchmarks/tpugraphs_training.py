@@ -6,12 +6,15 @@ each step (the notebook kept them in a pandas frame), features normalised in the
 late-join GraphSAGE scoring all of the graph's configurations, MSE on min-max-scaled
 targets, Adam with a one-cycle schedule. fastslow: many graphs × sampled configurations per
 step, cut from graphs packed once (GraphBank). Both run the same model code (TileRanker),
-so the ratio is what batching buys; a sweep over graphs per step shows how it grows (its
-one-graph point is the notebook's loop without the per-step numpy work). Each contender runs
-for the same wall time; then the configurations scored per second of training, and the
-top-5 tile score on the validation split.
+so the ratio is what batching buys. The throughput ratio is measured in interleaved rounds
+(both sides back to back, order alternating), since this machine's speed drifts over
+minutes; a sweep over graphs per step shows how it grows (its one-graph point is the
+notebook's loop without the per-step numpy work). Then each contender trains for the same
+wall time: the configurations scored per second of training, and the top-5 tile score on
+the validation split.
 
-    .venv/bin/python benchmarks/tpugraphs_training.py [--seconds 60] [--train 300] [--threads N]
+    .venv/bin/python benchmarks/tpugraphs_training.py [--seconds 60] [--rounds 6] [--round-seconds 4]
+                                                      [--train 300] [--threads N]
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="training wall time for each contender")
     ap.add_argument("--train", type=int, default=300, help="synthetic training kernels")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads for both")
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved throughput rounds (each side per round)")
+    ap.add_argument("--round-seconds", type=float, default=4.0, help="training time per side per round")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     root = tempfile.mkdtemp(prefix="fastslow-synth-")
@@ -86,6 +91,23 @@ def main() -> None:
     base_score = evaluate(model, pvalid)["score_top5"]
     print(f"  notebook loop (late-sage, mse, 1 graph/step): {base_rate:>9,.0f} configs/s, valid top-5 score "
           f"{base_score:.4f}")
+    # The throughput ratio, interleaved: this machine's speed drifts by tens of percent over
+    # minutes, so each round times both sides back to back (order alternating) and the ratio
+    # is taken within the round. Same model and loss as the notebook: late-sage, MSE.
+    batched = TrainConfig(model="late-sage", loss="mse", batch_graphs=128, configs_per_graph=128, epochs=10**6)
+    ratios = []
+    for r in range(args.rounds):
+        rates = {}
+        for side in (("loop", "batched") if r % 2 == 0 else ("batched", "loop")):
+            if side == "loop":
+                _, scored, secs = notebook_loop(train_infos, norm, args.round_seconds, 10**9)
+                rates[side] = scored / secs
+            else:
+                rates[side] = train(batched, ptrain, time_budget_s=args.round_seconds).configs_per_s
+        ratios.append(rates["batched"] / rates["loop"])
+    print(f"  throughput ratio, batched 128 x 128 / notebook loop, {args.rounds} interleaved rounds of "
+          f"{args.round_seconds:.0f} s a side: median {np.median(ratios):.1f}x (min {min(ratios):.1f}x, "
+          f"max {max(ratios):.1f}x)")
     # How the batched step's throughput grows with graphs per step: short runs of at least 8
     # steps each, throughput only.
     sweep = []

@@ -11,12 +11,13 @@ operations for 1 graph or 1,000.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from fastslow.tpugraphs.data import LayoutGraph, TileGraph
 from fastslow.tpugraphs.features import TileNormalizer
-from fastslow.tpugraphs.models import PairBatch
+from fastslow.tpugraphs.models import MeanAdjacency, PairBatch
 
 
 @dataclass
@@ -93,6 +94,31 @@ def _groups(counts: torch.Tensor) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
 
 
+class BlockCSR:
+    """Sparse CSR matrices, one per graph, packed so that the block-diagonal matrix of any
+    sequence of them (repeats allowed) is assembled by gathers, without the sort that
+    building it from a batch's edges takes."""
+
+    def __init__(self, blocks: list[torch.Tensor]) -> None:
+        device = blocks[0].device
+        self.rows = torch.tensor([b.shape[0] for b in blocks], device=device)
+        self.cols = torch.tensor([b.shape[1] for b in blocks], device=device)
+        self.nnz = torch.tensor([b.values().numel() for b in blocks], device=device)
+        self.row_start, self.nnz_start = _starts(self.rows), _starts(self.nnz)
+        self.crow_tail = torch.cat([b.crow_indices()[1:] for b in blocks])  # row ends, block by block
+        self.col = torch.cat([b.col_indices() for b in blocks])
+        self.values = torch.cat([b.values() for b in blocks])
+
+    def assemble(self, blocks: torch.Tensor) -> torch.Tensor:
+        rows, cols, nnz = self.rows[blocks], self.cols[blocks], self.nnz[blocks]
+        ends = self.crow_tail[ranges(self.row_start[blocks], rows)] + torch.repeat_interleave(_starts(nnz), rows)
+        entries = ranges(self.nnz_start[blocks], nnz)
+        col = self.col[entries] + torch.repeat_interleave(_starts(cols), nnz)
+        crow = torch.cat([ends.new_zeros(1), ends])
+        return torch.sparse_csr_tensor(crow, col, self.values[entries], (int(rows.sum()), int(cols.sum())),
+                                       check_invariants=False)
+
+
 class GraphBank:
     """Prepared graphs of one kind (all tile or all layout), packed into flat tensors on one
     device; batches are cut there too."""
@@ -126,6 +152,17 @@ class GraphBank:
             self.layout_start = _starts(self.configs * self.knodes)
         else:
             self.config = packed([g.config for g in graphs])
+        self._blocks: dict[bool, tuple[BlockCSR, BlockCSR]] = {}
+
+    def adjacency(self, copy_graph: torch.Tensor, bidirectional: bool) -> MeanAdjacency:
+        """The SAGE layers' matrices for copies of these graphs, from per-graph blocks built
+        on first use (the same construction, graph by graph)."""
+        if bidirectional not in self._blocks:
+            per_graph = [MeanAdjacency.from_edges(g.edge_index.to(self.device), g.x.shape[0], bidirectional)
+                         for g in self.graphs]
+            self._blocks[bidirectional] = BlockCSR([m.a for m in per_graph]), BlockCSR([m.a_t for m in per_graph])
+        a, a_t = self._blocks[bidirectional]
+        return MeanAdjacency(a.assemble(copy_graph), a_t.assemble(copy_graph))
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -176,7 +213,8 @@ class GraphBank:
         else:
             configs = self.config[pair_config]
         batch = PairBatch(self.x[node_src], self.opcode[node_src], edge_index, node_group, configs, pair_graph,
-                          int(copy_graph.numel()), node_config, node_copy)
+                          int(copy_graph.numel()), node_config, node_copy,
+                          partial(self.adjacency, copy_graph) if copy_graph.numel() > 1 else None)  # one: as cheap
         return batch, self.runtime[pair_config]
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch_geometric.nn import SAGEConv
 
-from fastslow.tpugraphs.batching import GraphBank, Prepared, crop_layout, dense_groups, prepare, ranges
+from fastslow.tpugraphs.batching import BlockCSR, GraphBank, Prepared, crop_layout, dense_groups, prepare, ranges
 from fastslow.tpugraphs.data import find_files, load_tile_graphs
 from fastslow.tpugraphs.features import TileNormalizer
 from fastslow.tpugraphs.models import MeanAdjacency, SAGELayer
@@ -37,7 +37,7 @@ def test_sage_layer_is_pyg_sageconv_per_direction(bidirectional):
             layer.lin.bias.copy_(fwd.lin_l.bias)
     h1 = torch.randn(n, d, requires_grad=True)
     h2 = h1.detach().clone().requires_grad_()
-    ours = layer(h1, MeanAdjacency(edge_index, n, bidirectional))
+    ours = layer(h1, MeanAdjacency.from_edges(edge_index, n, bidirectional))
     theirs = fwd(h2, edge_index) + (bwd(h2, edge_index.flip(0)) if bidirectional else 0)
     torch.testing.assert_close(ours, theirs)
     weights = torch.randn(n, d)
@@ -48,10 +48,17 @@ def test_sage_layer_is_pyg_sageconv_per_direction(bidirectional):
 
 def test_mean_adjacency_without_edges_is_zero():
     h = torch.randn(4, 3, requires_grad=True)
-    out = MeanAdjacency(torch.zeros(2, 0, dtype=torch.long), 4, True).mean(h)
+    out = MeanAdjacency.from_edges(torch.zeros(2, 0, dtype=torch.long), 4, True).mean(h)
     assert out.shape == (4, 6) and not out.any()
     out.sum().backward()
     assert not h.grad.any()
+
+
+def test_block_csr_assembles_block_diagonals_with_repeats_and_empty_blocks():
+    edgeless = MeanAdjacency.from_edges(torch.zeros(2, 0, dtype=torch.long), 1, True).a
+    pair = MeanAdjacency.from_edges(torch.tensor([[0], [1]]), 2, True).a  # producer 0 -> consumer 1
+    got = BlockCSR([edgeless, pair]).assemble(torch.tensor([1, 0, 1])).to_dense()
+    torch.testing.assert_close(got, torch.block_diag(pair.to_dense(), edgeless.to_dense(), pair.to_dense()))
 
 
 def test_ranges_concatenates_aranges():
@@ -87,6 +94,10 @@ def test_bank_batch_is_the_graphs_side_by_side(graphs, early):
     torch.testing.assert_close(runtime, torch.cat([graphs[i].runtime[r] for i, r in zip(ids.tolist(), picked,
                                                                                           strict=True)]))
     assert batch.pair_graph.tolist() == [0, 0, 1, 2, 2, 2]
+    for bidirectional in (True, False):  # the bank's assembled matrices are the batch's own
+        fast, direct = batch.adjacency(bidirectional), MeanAdjacency.from_edges(batch.edge_index, offset, bidirectional)
+        torch.testing.assert_close(fast.a.to_dense(), direct.a.to_dense())
+        torch.testing.assert_close(fast.a_t.to_dense(), direct.a_t.to_dense())
 
 
 def _layout(name: str, nodes: int, config_nodes: list[int], configs: int, seed: int) -> Prepared:
