@@ -116,3 +116,32 @@ def test_cache_is_reused_and_invalidated(tmp_path, synthetic):
     np.savez(infos[0].path, **load_arrays(infos[0]))  # rewritten: a new mtime
     load_tile_graphs(find_files(root), cache_dir=cache)
     assert len(list(cache.glob("graphs-*.pt"))) == 2
+
+
+def test_arrays_are_read_as_np_load_reads_them(fixtures):
+    for info in find_files(fixtures):
+        ours = load_arrays(info)
+        with np.load(info.path, allow_pickle=False) as z:
+            assert sorted(ours) == sorted(z.files)
+            for key in z.files:
+                assert ours[key].dtype == z[key].dtype and np.array_equal(ours[key], z[key])
+
+
+@pytest.mark.parametrize("write,fragment", [
+    (lambda path: path.write_bytes(b"not a zip at all"), "not a readable .npz file"),
+    (lambda path: np.savez(path, node_feat=np.array([{"a": 1}], dtype=object)), "not a readable .npz file"),
+])
+def test_unreadable_and_pickled_files_are_refused_by_name(tmp_path, fixtures, write, fragment):
+    infos = _corrupt(tmp_path, fixtures, "node_feat", lambda a: a)
+    write(infos[0].path)
+    with pytest.raises(UserError, match="bad.npz") as e:
+        load_arrays(infos[0])
+    assert fragment in str(e.value)
+
+
+def test_truncated_file_is_refused_by_name(tmp_path, fixtures):
+    infos = _corrupt(tmp_path, fixtures, "node_feat", lambda a: a)
+    data = infos[0].path.read_bytes()
+    infos[0].path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match="bad.npz: not a readable .npz file"):
+        load_arrays(infos[0])
