@@ -232,7 +232,7 @@ def load_graphs(
     infos: list[FileInfo], *, dedupe: bool = True, workers: int | None = None,
     cache_dir: Path | None = None, on_file: Callable[[FileInfo], None] | None = None,
 ) -> list[Any]:
-    """Load (in parallel threads: np.load spends its time in zlib, outside the GIL), validate,
+    """Load (in parallel threads: decompression, where the time goes, runs outside the GIL), validate,
     and build tile or layout graphs; with `cache_dir`, reuse the processed result while no
     file changed."""
     cache_path = cache_dir / f"graphs-{_cache_key(infos, dedupe)}.pt" if cache_dir else None
