@@ -120,7 +120,7 @@ def _conv(kind: str, dim: int) -> nn.Module:
         return GCNConv(dim, dim, add_self_loops=True)
     if kind == "gat":
         return GATConv(dim, dim, heads=1, add_self_loops=True)
-    raise UserError(f"unknown graph layer '{kind}' (sage, gcn, gat)")  # pragma: no cover (MODELS checks)
+    raise UserError(f"unknown graph layer '{kind}' (gcn, gat; sage is SAGELayer)")
 
 
 class TileRanker(nn.Module):
@@ -174,7 +174,8 @@ class TileRanker(nn.Module):
         if self.sage:
             adj = (b.adjacency(self.bidirectional) if b.adjacency is not None
                    else MeanAdjacency.from_edges(b.edge_index, h.shape[0], self.bidirectional))
-        reverse = b.edge_index.flip(0)
+        else:
+            reverse = b.edge_index.flip(0)
         for i in range(self.layers):
             if self.sage:
                 m = self.convs[i](h, adj)

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from fastslow.errors import UserError, one_line
+from fastslow.measure.devices import device_available
 from fastslow.tpugraphs.batching import GraphBank, Prepared, dense_groups, prepare
 from fastslow.tpugraphs.data import LayoutGraph, TileGraph
 from fastslow.tpugraphs.features import TileNormalizer
@@ -126,8 +127,6 @@ def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Pre
           device: str = "cpu") -> TrainResult:
     """Train on `device` ("cpu", "cuda", "cuda:1"; under torchrun "cuda" means each process's
     own GPU). Evaluation runs there too; the returned model stays there."""
-    from fastslow.measure.devices import device_available
-
     if not device_available(device):
         raise UserError(f"--device {device}: not available on this machine")
     rank, world, dev = _distributed(torch.device(device))
@@ -224,8 +223,8 @@ def model_from(ckpt: dict[str, Any]) -> tuple[TileRanker, TileNormalizer, TrainC
     return model.eval(), TileNormalizer.from_dict(ckpt["normalizer"]), cfg
 
 
-Ranker = list[tuple[TileRanker, TileNormalizer, int]]  # a run's models (one, or an ensemble's), each with its
-# normaliser and layout crop
+# A run's models (one, or an ensemble's members), each with its normaliser and layout crop.
+Ranker = list[tuple[TileRanker, TileNormalizer, int]]
 
 
 def load_ranker(ckpt: dict[str, Any]) -> Ranker:
