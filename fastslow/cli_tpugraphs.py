@@ -114,6 +114,7 @@ def train_cmd(
     """Train a configuration ranker (tile; or layout, with an early-join model). Under
     `torchrun --nproc-per-node N -m fastslow tpugraphs train ...` it trains data-parallel."""
     from fastslow.env import environment
+    from fastslow.measure.devices import require_device
     from fastslow.report import output
     from fastslow.store.db import Record
     from fastslow.tpugraphs.batching import prepare
@@ -122,6 +123,7 @@ def train_cmd(
 
     cfg = TrainConfig(collection, model, loss, epochs, lr, batch_graphs, configs_per_graph, hidden, layers,
                       True, 1.0, seed, str(Path(data).resolve()), layout_hops)
+    require_device(device)  # before the data, which can take minutes to load
     split = _load_collection(data, collection, ("train", "valid"), cache)
     if not split["train"]:
         raise UserError(f"--data {data}: no {collection} training files")

@@ -98,6 +98,7 @@ def test_predict_ids_match_the_competition(cli, tmp_path):
     (["train", "--data", str(FIXTURES), "--out", "r", "--layout-hops", "2"], "tile:xla is not a layout collection"),
     (["train", "--data", str(FIXTURES), "--out", "r", "--collection", "layout:xla:default", "--layout-hops", "-1"],
      "--layout-hops must be >= 0"),
+    (["train", "--data", str(FIXTURES), "--out", "r", "--device", "gpu"], "--device 'gpu' is not a device name"),
     (["eval", "no-such-run"], "run no-such-run: not found"),
     (["ensemble", "only-one", "--out", "x"], "two or more runs"),
 ])

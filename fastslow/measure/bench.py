@@ -15,7 +15,7 @@ import torch
 from fastslow.env import environment
 from fastslow.errors import UserError, one_line
 from fastslow.measure.compare import Comparison, compare
-from fastslow.measure.devices import device_available
+from fastslow.measure.devices import require_device
 from fastslow.measure.stats import Measurement
 from fastslow.measure.sweep import PowerLawFit, fit_power_law, grid
 from fastslow.measure.timer import TimerConfig, Workload, measure_interleaved
@@ -32,12 +32,7 @@ class RunSettings:
     sets: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        try:
-            torch.device(self.device)
-        except RuntimeError:
-            raise UserError(f"--device '{self.device}' is not a device name") from None
-        if not device_available(self.device):
-            raise UserError(f"--device {self.device}: not available on this machine")
+        require_device(self.device)
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be >= 1 (got {self.threads})")
         if self.cuda_graph and not self.device.startswith("cuda"):

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from fastslow.errors import UserError
 from fastslow.measure.timer import TimerConfig, measure
 
 # Flags worth showing from /proc/cpuinfo: the vector and matrix extensions kernels use.
@@ -83,6 +84,18 @@ def mps_info() -> list[dict[str, Any]]:
 
 def list_devices() -> list[dict[str, Any]]:
     return [cpu_info(), *cuda_info(), *mps_info()]
+
+
+def require_device(device: str) -> torch.device:
+    """The device, or a one-line UserError naming --device when it is not a device name or
+    this machine has none such."""
+    try:
+        d = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device '{device}' is not a device name") from None
+    if not device_available(device):
+        raise UserError(f"--device {device}: not available on this machine")
+    return d
 
 
 def device_available(device: str) -> bool:

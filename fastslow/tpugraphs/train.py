@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from fastslow.errors import UserError, one_line
-from fastslow.measure.devices import device_available
+from fastslow.measure.devices import require_device
 from fastslow.tpugraphs.batching import GraphBank, Prepared, dense_groups, prepare
 from fastslow.tpugraphs.data import LayoutGraph, TileGraph
 from fastslow.tpugraphs.features import TileNormalizer
@@ -127,9 +127,7 @@ def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Pre
           device: str = "cpu") -> TrainResult:
     """Train on `device` ("cpu", "cuda", "cuda:1"; under torchrun "cuda" means each process's
     own GPU). Evaluation runs there too; the returned model stays there."""
-    if not device_available(device):
-        raise UserError(f"--device {device}: not available on this machine")
-    rank, world, dev = _distributed(torch.device(device))
+    rank, world, dev = _distributed(require_device(device))
     torch.manual_seed(cfg.seed)
     model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional, layout=cfg.layout).to(dev)
     trained = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
