@@ -165,9 +165,6 @@ class GraphBank:
         a, a_t = self._blocks[bidirectional]
         return MeanAdjacency(a.assemble(copy_graph), a_t.assemble(copy_graph))
 
-    def __len__(self) -> int:
-        return len(self.graphs)
-
     def sample(self, graph_ids: torch.Tensor, per_graph: int,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """For each graph, min(configs, per_graph) distinct configuration rows drawn uniformly
