@@ -14,13 +14,13 @@ import argparse
 
 import torch
 
+from fastslow.cost.counter import params_of
 from fastslow.measure.compare import ratio_ci95
 from fastslow.measure.timer import TimerConfig, Workload, measure_interleaved
-from fastslow.tasks.base import params_of
-from fastslow.tasks.life.models import min_net
 from fastslow.tasks.life.rules import random_grid
 from fastslow.tasks.life.study import LifeModels, make_step
 from fastslow.tasks.life.train import LifeTrainConfig, train_both
+from fastslow.zoo.life import min_net
 
 
 def main() -> None:

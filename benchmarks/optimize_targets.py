@@ -18,13 +18,14 @@ import statistics
 
 import torch
 
-from fastslow.cost.counter import state_dict_size_bytes
+from fastslow.cost.counter import params_of, state_dict_size_bytes
 from fastslow.measure.compare import compare
 from fastslow.measure.timer import TimerConfig, Workload
 from fastslow.optimize.judge import optimize
 from fastslow.optimize.quantize import dynamic_int8
 from fastslow.optimize.variants import DEFAULT_TRY, Context, build, parse_pipelines
-from fastslow.tasks.base import TrainConfig, params_of, resolve_task
+from fastslow.tasks.base import TrainConfig
+from fastslow.tasks.registry import resolve_task
 from fastslow.zoo import create_model
 
 TIMER = TimerConfig(min_time_s=0.3, max_time_s=2.0, rel_precision=0.02)

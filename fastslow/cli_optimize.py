@@ -44,7 +44,8 @@ def optimize(
     from fastslow.report import output
     from fastslow.report.units import format_bytes, format_seconds
     from fastslow.store.db import Record
-    from fastslow.tasks.base import TrainConfig, resolve_task
+    from fastslow.tasks.base import TrainConfig
+    from fastslow.tasks.registry import resolve_task
 
     if list_steps:
         t = Table(title="optimization steps", title_justify="left")
@@ -66,7 +67,8 @@ def optimize(
     data = the_task.make_data(seed)
     example = data.batch(batch)
     if spec:
-        from fastslow.specs import parse_args, resolve_model
+        from fastslow.specs import parse_args
+        from fastslow.zoo import resolve_model
 
         model = resolve_model(spec, parse_args(arg or []), weights).model
     else:

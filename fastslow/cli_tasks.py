@@ -41,9 +41,9 @@ def _train_life_models(cfg: Any, out: Path | None) -> dict[str, Any]:
 def load_life_models(models_dir: str | None, min_weights: str | None, seed: int = 0,
                      with_untrained: bool = False) -> tuple[Any, Any]:
     """The trained per-cell and fc networks (from a folder, or trained now) and the min one."""
-    from fastslow.tasks.life.models import fc_net, min_net
     from fastslow.tasks.life.study import LifeModels
     from fastslow.tasks.life.train import LifeTrainConfig, load_checkpoint
+    from fastslow.zoo.life import fc_net, min_net
 
     if models_dir:
         nets = {}
@@ -79,12 +79,12 @@ def life_train(
     """Train the per-cell and fully-convolutional networks on all 512 neighbourhoods."""
     import torch
 
+    from fastslow.cost.counter import params_of
     from fastslow.env import environment
-    from fastslow.optimize.convert import predict_per_window_batched, to_fully_convolutional
     from fastslow.report import output
     from fastslow.report.plots import plot_training_curves
     from fastslow.store.db import Record
-    from fastslow.tasks.base import params_of
+    from fastslow.tasks.life.convert import predict_per_window_batched, to_fully_convolutional
     from fastslow.tasks.life.rules import random_grid
     from fastslow.tasks.life.train import LifeTrainConfig
 
@@ -280,8 +280,8 @@ def life_play(
     needs_trained = predictor in ("percell", "fc")
     life_models, _ = load_life_models(models, min_weights) if needs_trained else (None, None)
     if life_models is None:
-        from fastslow.tasks.life.models import min_net
         from fastslow.tasks.life.study import LifeModels
+        from fastslow.zoo.life import min_net
 
         life_models = LifeModels(None, None, min_net(min_weights) if min_weights else min_net())  # type: ignore[arg-type]
     term = shutil.get_terminal_size((80, 24))
@@ -356,21 +356,20 @@ def demo(
     predictor, train XOR, measure device peaks, and write an HTML report."""
     import torch
 
+    from fastslow.cost.counter import params_of
     from fastslow.env import environment
     from fastslow.measure.devices import list_devices, measure_peaks
     from fastslow.measure.sweep import parse_values
     from fastslow.measure.timer import TimerConfig
-    from fastslow.optimize.convert import to_shift_convs
     from fastslow.report import output
     from fastslow.report.html import Section, write_report
     from fastslow.report.plots import plot_decision_boundary, plot_training_curves
     from fastslow.store.db import Record
-    from fastslow.tasks.base import params_of
-    from fastslow.tasks.life.models import fc_net
     from fastslow.tasks.life.search import find_min_predictor, save_min
     from fastslow.tasks.life.study import LifeModels, run_study
     from fastslow.tasks.life.train import LifeTrainConfig
     from fastslow.tasks.xor import XorConfig, train_xor
+    from fastslow.zoo.life import fc_net, to_shift_convs
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

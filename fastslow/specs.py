@@ -1,9 +1,6 @@
-"""Model and input specs: the strings a user types, resolved into a module and tensors.
+"""The strings a user types, parsed: input shapes, constructor arguments, importable names,
+and the loading of weights files. (Model specs are resolved in `fastslow.zoo`.)
 
-A model spec is one of
-  zoo:NAME              a model from fastslow's registry (`fastslow zoo` lists them)
-  path/to/file.py:Attr  a class, factory or module instance defined in a file
-  package.module:attr   the same, from an importable module
 An input spec is SHAPE[:dtype[:high]], dimensions separated by 'x', each an integer or a
 symbol: 'Bx3xHxW', '8x128:int64:30000' (integers drawn from [0, high)).
 """
@@ -15,7 +12,6 @@ import importlib
 import importlib.util
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,7 +158,8 @@ def _import_module(name: str) -> Any:
         raise UserError(f"model module '{name}': import failed: {one_line(e)}") from e
 
 
-def _build(spec: str, target: Any, args: dict[str, Any]) -> nn.Module:
+def build_module(spec: str, target: Any, args: dict[str, Any]) -> nn.Module:
+    """`target` (a module instance, a class or a factory) built with `args`, as an nn.Module."""
     if isinstance(target, nn.Module):
         if args:
             raise UserError(f"model '{spec}' is a module instance; it takes no --arg")
@@ -226,46 +223,3 @@ def resolve_callable(spec: str, *, what: str) -> Any:
         public = sorted(n for n in vars(owner) if not n.startswith("_"))[:20]
         raise UserError(f"{what} '{spec}': {owner_text} has no attribute '{attr}' (it has: {', '.join(public)})")
     return getattr(owner, attr)
-
-
-# Resolvers for "PREFIX:rest" specs; further ones (timm:, torchvision:) register here.
-RESOLVERS: dict[str, Callable[[str, dict[str, Any]], ResolvedModel]] = {}
-
-
-def register_resolver(prefix: str) -> Callable[[Callable[..., ResolvedModel]], Callable[..., ResolvedModel]]:
-    def wrap(fn: Callable[..., ResolvedModel]) -> Callable[..., ResolvedModel]:
-        RESOLVERS[prefix] = fn
-        return fn
-    return wrap
-
-
-@register_resolver("zoo")
-def _resolve_zoo(name: str, args: dict[str, Any]) -> ResolvedModel:
-    from fastslow.zoo import get_entry
-
-    entry = get_entry(name)
-    model = _build(f"zoo:{name}", entry.factory, args)
-    return ResolvedModel(f"zoo:{name}", model, [parse_input(t) for t in entry.inputs],
-                         dict(entry.defaults))
-
-
-def resolve_model(
-    spec: str, args: dict[str, Any] | None = None, weights: str | None = None
-) -> ResolvedModel:
-    """Turn a spec string into a model in eval mode (on CPU; the caller moves it)."""
-    import fastslow.zoo.resolvers  # noqa: F401  (registers timm: and torchvision:)
-
-    args = args or {}
-    prefix, sep, rest = spec.partition(":")
-    if not sep or not prefix or not rest:
-        raise UserError(
-            f"model spec '{spec}' must be zoo:NAME, path/to/file.py:Attr or package.module:attr"
-        )
-    if prefix in RESOLVERS:
-        resolved = RESOLVERS[prefix](rest, args)
-    else:
-        resolved = ResolvedModel(spec, _build(spec, resolve_callable(spec, what="model"), args))
-    if weights:
-        load_weights(resolved.model, weights)
-    resolved.model.eval()
-    return resolved

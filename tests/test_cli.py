@@ -93,7 +93,7 @@ def test_interrupt_keeps_the_finished_points(cli, tmp_path, flaky):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["bench", "zoo:nope"], "zoo:nope: no such model"),
+    (["bench", "zoo:nope"], "unknown zoo model 'nope'"),
     (["bench", "missing.py:Net"], "missing.py: not found"),
     (["bench", "zoo:mlp", "--input", "8x3"], "mat1 and mat2 shapes cannot be multiplied"),
     (["bench", "zoo:mlp", "--sweep", "B=1,x"], "--sweep B"),

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from fastslow.tasks.life.models import fc_net
+from fastslow.zoo.life import fc_net
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from fastslow.errors import UserError
-from fastslow.specs import parse_args, parse_input, resolve_model
+from fastslow.specs import parse_args, parse_input
+from fastslow.zoo import resolve_model
 
 
 def test_parse_input_with_symbols_dtype_and_bound():
@@ -78,7 +79,7 @@ def test_file_and_module_specs(tmp_path):
 
 
 @pytest.mark.parametrize("spec,fragment", [
-    ("zoo:nope", "no such model"), ("nope", "must be zoo:NAME"),
+    ("zoo:nope", "unknown zoo model .nope. .known: .*mlp"), ("nope", "must be zoo:NAME"),
     ("missing/file.py:X", "not found"), ("no_such_pkg_xyz:X", "not importable"),
 ])
 def test_bad_specs_name_the_problem(spec, fragment):

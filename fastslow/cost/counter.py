@@ -91,6 +91,11 @@ def _tensor_bytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
+def params_of(model: nn.Module) -> int:
+    """Parameters of a module (every one, trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
+
+
 def state_dict_size_bytes(model: nn.Module) -> int:
     """Bytes of the serialised state dict: the model's size on disk."""
     buf = io.BytesIO()

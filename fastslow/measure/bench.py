@@ -19,7 +19,8 @@ from fastslow.measure.devices import require_device
 from fastslow.measure.stats import Measurement
 from fastslow.measure.sweep import PowerLawFit, fit_power_law, grid
 from fastslow.measure.timer import TimerConfig, Workload, measure_interleaved
-from fastslow.specs import InputSpec, ResolvedModel, parse_input, resolve_model
+from fastslow.specs import InputSpec, ResolvedModel, parse_input
+from fastslow.zoo import resolve_model
 
 
 @dataclass

@@ -17,12 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastslow.cost.counter import count_cost, state_dict_size_bytes
+from fastslow.cost.counter import count_cost, params_of, state_dict_size_bytes
 from fastslow.errors import one_line
 from fastslow.measure.compare import compare
 from fastslow.measure.timer import TimerConfig, Workload
 from fastslow.optimize.variants import Candidate, Context, build, pipeline_name
-from fastslow.tasks.base import params_of
 
 
 @dataclass

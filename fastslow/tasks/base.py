@@ -123,24 +123,3 @@ def accuracy(predict: Predict, data: TensorDataset, loss: str, batch_size: int =
                 pred = (out.reshape(-1) > 0).long()
             correct += int((pred == y[i : i + batch_size].reshape(-1).long()).sum())
     return correct / x.shape[0]
-
-
-def params_of(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def resolve_task(name: str) -> Task:
-    """A built-in task by name, or `module:function` returning a Task."""
-    from fastslow.tasks.registry import TASKS
-
-    if name in TASKS:
-        return TASKS[name]()
-    if ":" not in name:
-        raise UserError(f"--task '{name}': unknown (built in: {', '.join(TASKS)}; or module:function)")
-    from fastslow.specs import resolve_callable
-
-    task = resolve_callable(name, what="--task")()
-    if not isinstance(task, Task):
-        raise UserError(f"--task '{name}' returned a {type(task).__name__}, not a fastslow.tasks.base.Task")
-    return task
-

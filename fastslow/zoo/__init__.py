@@ -1,19 +1,21 @@
-"""The built-in model registry: `register_model`, `create_model`, `list_models`.
+"""Where models come from: the built-in registry (`register_model`, `create_model`,
+`list_models`) and `resolve_model`, which turns any spec (zoo:, timm:, torchvision:,
+file.py:Attr, package.module:attr) into a module with its example inputs.
 
-Each entry carries the inputs it expects (with symbols) and default symbol values, so that
-`fastslow bench zoo:NAME` runs with nothing else given.
+Each zoo entry carries the inputs it expects (with symbols) and default symbol values, so
+that `fastslow bench zoo:NAME` runs with nothing else given. The zoo is a leaf of the
+package: it imports no task, optimization or command.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from fastslow.errors import UserError
+from fastslow.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class ZooEntry:
     description: str = ""
 
 
-_REGISTRY: dict[str, ZooEntry] = {}
+MODELS: Registry[ZooEntry] = Registry("zoo model")
 
 
 def register_model(
@@ -33,32 +35,32 @@ def register_model(
     description: str = "",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"zoo model '{name}' is registered twice")
         doc = description or (factory.__doc__ or "").strip().splitlines()[0]
-        _REGISTRY[name] = ZooEntry(name, factory, inputs, dict(defaults or {}), doc)
+        MODELS.add(name, ZooEntry(name, factory, inputs, dict(defaults or {}), doc))
         return factory
     return wrap
 
 
 def _load_builtin() -> None:
-    from fastslow.tasks import digits as _digits  # noqa: F401  (registers on import)
-    from fastslow.tasks.life import models as _life  # noqa: F401
-    from fastslow.tasks.xor import model as _xor  # noqa: F401
-    from fastslow.zoo import models  # noqa: F401
+    from fastslow.zoo import life, models  # noqa: F401  (register on import)
 
 
 def list_models(pattern: str = "*") -> list[str]:
     _load_builtin()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    return sorted(MODELS.names(pattern))
 
 
 def get_entry(name: str) -> ZooEntry:
     _load_builtin()
-    if name not in _REGISTRY:
-        raise UserError(f"zoo:{name}: no such model (known: {', '.join(list_models())})")
-    return _REGISTRY[name]
+    return MODELS.get(name)
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     return get_entry(name).factory(**kwargs)
+
+
+def resolve_model(spec: str, args: dict[str, Any] | None = None, weights: str | None = None) -> Any:
+    """A spec string as a `ResolvedModel` in eval mode, on CPU (see fastslow.zoo.resolvers)."""
+    from fastslow.zoo.resolvers import resolve_model as resolve
+
+    return resolve(spec, args, weights)

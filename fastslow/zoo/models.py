@@ -1,4 +1,5 @@
-"""Small built-in models: enough to exercise every part of fastslow without downloads."""
+"""Small built-in models: enough to exercise every part of fastslow without downloads, and the
+models of the xor and digits tasks (the tasks import them from here)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,20 @@ class Scale(nn.Module):
 def elementwise() -> nn.Module:
     """x * 2 + 1: a tiny elementwise op, dominated by per-call overhead."""
     return Scale()
+
+
+@register_model("xor", inputs=("Bx2",), defaults={"B": 32})
+def xor_net(hidden: int = 4) -> nn.Sequential:
+    """The tutorial's 2-4-1 classifier: tanh hidden layer, one logit out."""
+    return nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+
+
+@register_model("digits-cnn", inputs=("Bx1x8x8",), defaults={"B": 64})
+def digits_cnn(width: float = 1.0) -> nn.Sequential:
+    """A small CNN for 8x8 digits: two conv-BN-ReLU blocks, max-pool, two linear layers."""
+    c1, c2, hidden = max(1, round(32 * width)), max(1, round(64 * width)), max(1, round(128 * width))
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(c2 * 16, hidden), nn.ReLU(), nn.Linear(hidden, 10),
+    )

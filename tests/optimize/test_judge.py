@@ -3,12 +3,13 @@ import time
 import pytest
 import torch
 
+from fastslow.cost.counter import params_of
 from fastslow.errors import UserError
 from fastslow.measure.timer import TimerConfig
 from fastslow.optimize import variants as V
 from fastslow.optimize.judge import optimize, pareto_front
 from fastslow.optimize.save import save_variant
-from fastslow.tasks.base import params_of, resolve_task
+from fastslow.tasks.registry import resolve_task
 
 FAST = TimerConfig(warmup_s=0.0, min_time_s=0.05, max_time_s=0.3, rel_precision=0.03)
 

@@ -6,8 +6,9 @@ from fastslow.cost.counter import state_dict_size_bytes
 from fastslow.errors import UserError
 from fastslow.optimize import prune as P
 from fastslow.optimize.quantize import dynamic_int8, quantization_error, quantize_tensor, static_int8
-from fastslow.tasks.digits import digits_cnn, digits_data
+from fastslow.tasks.digits import digits_data
 from fastslow.zoo import create_model
+from fastslow.zoo.models import digits_cnn
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int8])

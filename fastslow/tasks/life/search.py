@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastslow.tasks.base import params_of
-from fastslow.tasks.life.models import small_net
+from fastslow.cost.counter import params_of
 from fastslow.tasks.life.rules import all_neighbourhoods, random_grid, step_torch
 from fastslow.tasks.life.train import accuracy_on_all
+from fastslow.zoo.life import small_net
 
 # (embed, hidden) candidates; sorted by parameter count before the search.
 CANDIDATES = [(0, 1), (1, 1), (1, 2), (1, 3), (0, 2), (1, 4), (2, 2), (0, 3), (0, 4), (0, 8)]

@@ -18,7 +18,7 @@ from fastslow.errors import UserError
 from fastslow.measure.compare import compare
 from fastslow.measure.sweep import PowerLawFit, fit_power_law
 from fastslow.measure.timer import TimerConfig, Workload, measure
-from fastslow.optimize.convert import predict_per_window_batched, windows
+from fastslow.tasks.life.convert import predict_per_window_batched, windows
 from fastslow.tasks.life.rules import random_grid, step_cells_python, step_numpy, step_torch
 
 PREDICTORS = ("rule_cell", "rule_numpy", "rule_torch", "percell_loop", "percell_batched", "fc", "min")

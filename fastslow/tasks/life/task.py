@@ -7,8 +7,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from fastslow.tasks.base import Task, TaskData, TrainConfig
-from fastslow.tasks.life.models import HIDDEN, HIDDEN2, percell_net
 from fastslow.tasks.life.rules import all_neighbourhoods
+from fastslow.zoo.life import HIDDEN, HIDDEN2, percell_net
 
 
 def life_data(seed: int = 0) -> TaskData:

@@ -13,8 +13,8 @@ from torch import nn
 
 from fastslow.errors import UserError
 from fastslow.specs import load_torch_file
-from fastslow.tasks.life.models import fc_net, percell_net
 from fastslow.tasks.life.rules import all_neighbourhoods
+from fastslow.zoo.life import fc_net, percell_net
 
 
 @dataclass

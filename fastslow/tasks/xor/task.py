@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from fastslow.tasks.base import Task, TaskData, TrainConfig
-from fastslow.tasks.xor.model import xor_net
 from fastslow.tasks.xor.train import XorConfig, make_data
+from fastslow.zoo.models import xor_net
 
 
 def xor_data(seed: int = 0) -> TaskData:

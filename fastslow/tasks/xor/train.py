@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fastslow.errors import UserError
-from fastslow.tasks.xor.model import xor_net
+from fastslow.zoo.models import xor_net
 
 
 @dataclass

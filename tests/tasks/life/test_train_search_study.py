@@ -3,11 +3,9 @@ import io
 import pytest
 import torch
 
+from fastslow.cost.counter import params_of
 from fastslow.errors import UserError
 from fastslow.measure.timer import TimerConfig
-from fastslow.specs import resolve_model
-from fastslow.tasks.base import params_of
-from fastslow.tasks.life.models import fc_net, min_net, percell_net
 from fastslow.tasks.life.play import play, render
 from fastslow.tasks.life.search import find_min_predictor, verify_exact
 from fastslow.tasks.life.study import PREDICTORS, LifeModels, run_study
@@ -18,6 +16,8 @@ from fastslow.tasks.life.train import (
     save_checkpoint,
     train_life,
 )
+from fastslow.zoo import resolve_model
+from fastslow.zoo.life import fc_net, min_net, percell_net
 
 FAST = TimerConfig(warmup_s=0.0, warmup_calls=1, min_time_s=0.0, max_time_s=0.02, min_samples=2)
 

@@ -1,13 +1,12 @@
-"""Model-to-model conversions that keep the weights and change how the work is done.
+"""The Game-of-Life study's conversions, which keep the weights and change how the work is done.
 
 * `to_fully_convolutional`: a network applied per window (conv -> flatten -> linear ...)
   becomes one that runs over a whole input at once, linear layers turned into convolutions.
   One call replaces H·W calls; the outputs are the same numbers.
 * `predict_per_window_batched`: the per-window network, applied to every window of an input
   in one batched call (the step between a Python loop and a fully-convolutional network).
-* `to_shift_convs`: convolutions with very few channels computed as shifted multiply-adds.
-  oneDNN and im2col are built for many channels; at 1 or 2 channels a 2048x2048 3x3 conv
-  costs ~150 ms on these CPUs, while nine in-place adds over the same tensor cost ~25 ms.
+(Tiny convolutions as shifted adds, used by zoo:life-min, live with the life networks in
+`fastslow.zoo.life`.)
 """
 
 from __future__ import annotations
@@ -21,12 +20,6 @@ from fastslow.errors import UserError
 # Layers that act on each position (or each feature) independently: safe to keep as they are.
 POINTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.Identity,
              nn.Dropout, nn.Hardtanh, nn.ReLU6)
-
-
-def _window_size(conv: nn.Conv2d) -> tuple[int, int]:
-    kh, kw = conv.kernel_size
-    dh, dw = conv.dilation
-    return (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
 
 
 def to_fully_convolutional(
@@ -129,72 +122,3 @@ def predict_per_window_loop(
     n, _, h, w = grid.shape
     oh, ow = (h, w) if same else (h - window[0] + 1, w - window[1] + 1)
     return out.reshape(n, oh * ow, -1).transpose(1, 2).reshape(n, -1, oh, ow)
-
-
-class ShiftConv2d(nn.Module):
-    """A stride-1 Conv2d computed as a sum of shifted, scaled copies of its input.
-
-    Same parameters (and state dict keys) as the Conv2d it replaces; inference only. Costs
-    one pass over the input per non-zero weight, so it pays only for tiny channel counts.
-    """
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        if conv.stride != (1, 1) or conv.groups != 1 or conv.padding_mode != "zeros":
-            raise UserError(f"{conv}: ShiftConv2d handles stride 1, groups 1, zero padding only")
-        self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
-        self.bias = (nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
-                     if conv.bias is not None else None)
-        self.dilation = conv.dilation
-        kh, kw = conv.kernel_size
-        if conv.padding == "same":
-            eh, ew = _window_size(conv)
-            self.pad = ((ew - 1) // 2, ew - 1 - (ew - 1) // 2, (eh - 1) // 2, eh - 1 - (eh - 1) // 2)
-        elif conv.padding == "valid":
-            self.pad = (0, 0, 0, 0)
-        else:
-            ph, pw = conv.padding  # type: ignore[misc]
-            self.pad = (pw, pw, ph, ph)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if any(self.pad):
-            x = F.pad(x, self.pad)
-        o_ch, i_ch, kh, kw = self.weight.shape
-        dh, dw = self.dilation
-        oh = x.shape[2] - dh * (kh - 1)
-        ow = x.shape[3] - dw * (kw - 1)
-        weights = self.weight.tolist()
-        biases = self.bias.tolist() if self.bias is not None else [0.0] * o_ch
-        out = x.new_empty(x.shape[0], o_ch, oh, ow)
-        for o in range(o_ch):
-            acc = out[:, o]
-            acc.fill_(biases[o])
-            for c in range(i_ch):
-                for i in range(kh):
-                    for j in range(kw):
-                        w = weights[o][c][i][j]
-                        if w != 0.0:
-                            acc.add_(x[:, c, i * dh : i * dh + oh, j * dw : j * dw + ow], alpha=w)
-        return out
-
-    def extra_repr(self) -> str:
-        o, i, kh, kw = self.weight.shape
-        return f"{i}, {o}, kernel_size=({kh}, {kw}), pad={self.pad}"
-
-
-# Past this many multiply-adds per output position a real convolution kernel wins.
-SHIFT_CONV_MAX_TERMS = 64
-
-
-def to_shift_convs(model: nn.Module, max_terms: int = SHIFT_CONV_MAX_TERMS) -> nn.Module:
-    """Replace every small stride-1 Conv2d (out·in·kh·kw <= max_terms) by a ShiftConv2d.
-
-    Works in place on the module tree and returns the model, in eval mode.
-    """
-    for name, child in list(model.named_children()):
-        if (isinstance(child, nn.Conv2d) and child.stride == (1, 1) and child.groups == 1
-                and child.padding_mode == "zeros" and child.weight.numel() <= max_terms):
-            setattr(model, name, ShiftConv2d(child))
-        else:
-            to_shift_convs(child, max_terms)
-    return model.eval()

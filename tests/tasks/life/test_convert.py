@@ -3,14 +3,13 @@ import torch
 from torch import nn
 
 from fastslow.errors import UserError
-from fastslow.optimize.convert import (
-    ShiftConv2d,
+from fastslow.tasks.life.convert import (
     predict_per_window_batched,
     predict_per_window_loop,
     to_fully_convolutional,
-    to_shift_convs,
     windows,
 )
+from fastslow.zoo.life import ShiftConv2d, to_shift_convs
 
 
 def _per_window(c_in: int, k: int, extra_conv: bool) -> nn.Sequential:
