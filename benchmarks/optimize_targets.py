@@ -24,11 +24,11 @@ from fastslow.measure.timer import TimerConfig, Workload
 from fastslow.optimize.judge import optimize
 from fastslow.optimize.quantize import dynamic_int8
 from fastslow.optimize.variants import DEFAULT_TRY, Context, build, parse_pipelines
-from fastslow.tasks.base import TrainConfig
+from fastslow.tasks.base import FitConfig
 from fastslow.tasks.registry import resolve_task
 from fastslow.zoo import create_model
 
-TIMER = TimerConfig(min_time_s=0.3, max_time_s=2.0, rel_precision=0.02)
+TIMER = TimerConfig.preset("judge")
 
 
 def main() -> None:
@@ -77,13 +77,13 @@ def main() -> None:
     for width in (0.125, 0.25):
         scores: dict[str, list[float]] = {"distilled": [], "without": []}
         for seed in range(3):
-            task.train_config = TrainConfig(epochs=15, lr=2e-3, seed=seed)
+            task.train_config = FitConfig(epochs=15, lr=2e-3, seed=seed)
             d = task.make_data(seed)
             t = task.train(task.build_model(), d)
             for kind in scores:
                 torch.manual_seed(seed)
                 student = task.make_student(width)
-                task.train(student, d, TrainConfig(epochs=30, lr=2e-3, seed=seed),
+                task.train(student, d, FitConfig(epochs=30, lr=2e-3, seed=seed),
                            teacher=t if kind == "distilled" else None)
                 scores[kind].append(task.evaluate(student, d))
         share = params_of(task.make_student(width)) / params_of(task.make_model())

@@ -32,7 +32,7 @@ from fastslow.tpugraphs.features import TileNormalizer
 from fastslow.tpugraphs.losses import mse
 from fastslow.tpugraphs.models import TileRanker
 from fastslow.tpugraphs.synth import write_synthetic
-from fastslow.tpugraphs.train import TrainConfig, evaluate, train
+from fastslow.tpugraphs.train import RankerConfig, evaluate, train
 
 
 def notebook_loop(infos, norm: TileNormalizer, seconds: float, steps_hint: int) -> tuple[TileRanker, int, float]:
@@ -94,7 +94,7 @@ def main() -> None:
     # The throughput ratio, interleaved: this machine's speed drifts by tens of percent over
     # minutes, so each round times both sides back to back (order alternating) and the ratio
     # is taken within the round. Same model and loss as the notebook: late-sage, MSE.
-    batched = TrainConfig(model="late-sage", loss="mse", batch_graphs=128, configs_per_graph=128, epochs=10**6)
+    batched = RankerConfig(model="late-sage", loss="mse", batch_graphs=128, configs_per_graph=128, epochs=10**6)
     ratios = []
     for r in range(args.rounds):
         rates = {}
@@ -112,21 +112,21 @@ def main() -> None:
     # steps each, throughput only.
     sweep = []
     for graphs_per_step in (1, 8, 32, 64, 128, 256):
-        cfg = TrainConfig(model="late-sage", loss="mse", batch_graphs=graphs_per_step, configs_per_graph=128,
+        cfg = RankerConfig(model="late-sage", loss="mse", batch_graphs=graphs_per_step, configs_per_graph=128,
                           epochs=max(2, 8 * graphs_per_step // len(ptrain)))
         sweep.append(f"{graphs_per_step}: {train(cfg, ptrain).configs_per_s:,.0f}")
     print(f"  fastslow late-sage + mse, configs/s by graphs per step: {'; '.join(sweep)}")
     contenders = [
-        ("late-sage, mse, 128 graphs x 128 configs", TrainConfig(model="late-sage", loss="mse", batch_graphs=128,
+        ("late-sage, mse, 128 graphs x 128 configs", RankerConfig(model="late-sage", loss="mse", batch_graphs=128,
                                                                  configs_per_graph=128, epochs=10**6)),
-        ("late-sage, listmle, 128 x 128", TrainConfig(model="late-sage", loss="listmle", batch_graphs=128,
+        ("late-sage, listmle, 128 x 128", RankerConfig(model="late-sage", loss="listmle", batch_graphs=128,
                                                       configs_per_graph=128, epochs=10**6)),
-        ("early-sage, listmle, 16 x 16", TrainConfig(model="early-sage", loss="listmle", epochs=10**6)),
-        ("early-sage, hinge, 16 x 16", TrainConfig(model="early-sage", loss="hinge", epochs=10**6)),
+        ("early-sage, listmle, 16 x 16", RankerConfig(model="early-sage", loss="listmle", epochs=10**6)),
+        ("early-sage, hinge, 16 x 16", RankerConfig(model="early-sage", loss="hinge", epochs=10**6)),
     ]
     for name, cfg in contenders:
         # The one-cycle schedule needs a length: size it to what fits in the time budget.
-        probe = train(TrainConfig(**{**cfg.__dict__, "epochs": 1}), ptrain)
+        probe = train(RankerConfig(**{**cfg.__dict__, "epochs": 1}), ptrain)
         cfg.epochs = max(1, int(args.seconds / max(probe.seconds, 1e-3)))
         result = train(cfg, ptrain, time_budget_s=args.seconds)
         score = evaluate(result.model, pvalid)["score_top5"]

@@ -13,3 +13,14 @@ def one_line(e: BaseException) -> str:
     """'TypeName: first line of the message', for reports that must stay one line."""
     lines = str(e).strip().splitlines()
     return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (the CLI installs the handler), so that it ends as
+    Ctrl-C does: finished work is kept and the run is stored as interrupted."""
+
+
+def param_error(param: str, problem: str) -> UserError:
+    """A bad value of a library parameter, named as the library names it ('threads' must be ...);
+    the CLI rewrites the quoted name to the option that set it (--threads must be ...)."""
+    return UserError(f"'{param}' {problem}")

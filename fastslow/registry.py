@@ -35,6 +35,10 @@ class Registry(Generic[T]):
         self._items[name] = obj
         return obj
 
+    def remove(self, name: str) -> T:
+        """Take a registration back (tests register throw-away entries)."""
+        return self._items.pop(name)
+
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator form of `add`."""
         return lambda obj: self.add(name, obj)

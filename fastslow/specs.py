@@ -41,6 +41,10 @@ class InputSpec:
     high: int | None = None  # integer inputs are drawn from [0, high)
 
     @property
+    def itemsize(self) -> int:
+        return torch.empty((), dtype=self.dtype).element_size()
+
+    @property
     def symbols(self) -> list[str]:
         return [d for d in self.dims if isinstance(d, str)]
 
@@ -79,6 +83,8 @@ def parse_input(text: str) -> InputSpec:
     for part in shape_text.split("x"):
         part = part.strip()
         if part.isdigit():
+            if int(part) < 1:
+                raise UserError(f"--input '{text}': dimension {part} is empty; every dimension must be >= 1")
             dims.append(int(part))
         elif _SYMBOL.fullmatch(part):
             dims.append(part)

@@ -37,14 +37,14 @@ class CliResult:
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
         ) -> Callable[..., CliResult]:
     """Run `fastslow ARGS...` in-process, in a fresh working directory with its own database."""
-    from fastslow.cli import _state, main
+    from fastslow.cli import main, state
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FASTSLOW_DB", raising=False)
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()
-        _state.update(debug=False, db=None)
+        state.update(debug=False, db=None)
         try:
             main(list(args))
             code = 0

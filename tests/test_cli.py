@@ -45,7 +45,7 @@ def test_bench_json_has_the_documented_shape(cli, tmp_path):
     assert p["throughput_per_s"] == pytest.approx(4 / p["stats"]["median_s"])
     assert p["peak_mem_bytes"] is not None
     assert d["fit"] is None
-    assert "stored as run 1" in r.out
+    assert "stored as run 1" in r.err
 
 
 def test_sweep_fits_and_plots(cli, tmp_path):
@@ -104,7 +104,7 @@ def test_interrupt_keeps_the_finished_points(cli, tmp_path, flaky):
     (["bench", "zoo:mlp", "--device", "cuda:7"], "not available"),
     (["bench", "zoo:mlp", "--weights", "nope.pt"], "nope.pt: not found"),
     (["compare", "zoo:mlp", "--a", "threads"], "--a 'threads' must look like NAME=VALUE"),
-    (["show", "42"], "run 42: no such run"),
+    (["show", "42"], "results.db: not found (nothing has been stored there yet)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli, args, fragment):
     r = cli(*args, *([] if args[0] == "show" else FAST_CLI))

@@ -26,14 +26,14 @@ def test_optimize_json_save_plot_and_history(cli, tmp_path):
 def test_a_users_own_task_and_model(cli, tmp_path):
     (tmp_path / "mytask.py").write_text(textwrap.dedent("""
         from torch import nn
-        from fastslow.tasks.base import Task, TrainConfig
+        from fastslow.tasks.base import Task, FitConfig
         from fastslow.tasks.xor.task import xor_data
 
         def wide():
             return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1))
 
         def make_task():
-            return Task("mine", wide, xor_data, "bce", TrainConfig(epochs=10, lr=1e-2))
+            return Task("mine", wide, xor_data, "bce", FitConfig(epochs=10, lr=1e-2))
     """))
     r = cli("optimize", "--task", "mytask.py:make_task", "--try", "int8-dynamic", "--max-time", "0.2",
             "--json", "u.json")
@@ -45,8 +45,8 @@ def test_a_users_own_task_and_model(cli, tmp_path):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["--try", "bogus"], "unknown step 'bogus'"),
-    (["--task", "nope"], "--task 'nope': unknown"),
+    (["--try", "bogus"], "unknown optimization step 'bogus'"),
+    (["--task", "nope"], "--task value 'nope' is unknown"),
     (["--batch", "0"], "--batch"),
     (["zoo:mlp", "--task", "xor", "--try", "int8-dynamic"], "rejected the task's input"),
 ])

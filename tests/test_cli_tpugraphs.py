@@ -128,7 +128,7 @@ def test_layout_crop_trains_and_scores_on_the_cropped_graphs(cli, tmp_path):
             "--epochs", "1", "--configs-per-graph", "4", "--hidden", "8", "--layers", "1", "--layout-hops", "1",
             "--no-cache")
     assert r.code == 0, r.err
-    assert "within 1 hops of a configurable node: 2,774 -> 168 training nodes" in r.out
+    assert "within 1 hops of a configurable node: 2,774 -> 168 training nodes" in r.out + r.err
     assert load_run(tmp_path / "crop")["config"]["layout_hops"] == 1
     r = cli("tpugraphs", "eval", "crop", "--split", "valid", "--json", "e.json")
     assert r.code == 0, r.err

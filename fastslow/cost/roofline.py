@@ -111,7 +111,7 @@ def roofline(
     Each module is timed on its own, with the arguments it received in a real forward pass;
     a module that a fused kernel skipped (it never ran on its own) has no measured time.
     """
-    timer = timer or TimerConfig(min_time_s=0.05, max_time_s=0.5, rel_precision=0.03)
+    timer = timer or TimerConfig.preset("roofline")
     named = dict(model.named_modules())
     captured = capture_module_inputs(model, inputs, {m.name for m in modules if m.name})
     rows = []

@@ -13,13 +13,14 @@ from typing import Any
 import torch
 
 from fastslow.env import environment
-from fastslow.errors import UserError, one_line
+from fastslow.errors import UserError, one_line, param_error
 from fastslow.measure.compare import Comparison, compare
 from fastslow.measure.devices import require_device
 from fastslow.measure.stats import Measurement
 from fastslow.measure.sweep import PowerLawFit, fit_power_law, grid
 from fastslow.measure.timer import TimerConfig, Workload, measure_interleaved
 from fastslow.specs import InputSpec, ResolvedModel, parse_input
+from fastslow.store.recorder import Saved
 from fastslow.zoo import resolve_model
 
 
@@ -35,9 +36,12 @@ class RunSettings:
     def __post_init__(self) -> None:
         require_device(self.device)
         if self.threads is not None and self.threads < 1:
-            raise UserError(f"--threads must be >= 1 (got {self.threads})")
+            raise param_error("threads", f"must be >= 1 (got {self.threads})")
         if self.cuda_graph and not self.device.startswith("cuda"):
-            raise UserError("--cuda-graph needs a CUDA --device")
+            raise param_error("cuda_graph", f"needs a CUDA device (got '{self.device}')")
+        for name, value in self.sets.items():
+            if value < 1:
+                raise param_error("sets", f"{name}={value}: a size must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return {"device": self.device, "threads": self.threads, "cuda_graph": self.cuda_graph,
@@ -57,7 +61,7 @@ class ModelSource:
         resolved = resolve_model(self.spec, self.args, self.weights)
         inputs = [parse_input(t) for t in self.inputs] or resolved.inputs
         if not inputs:
-            raise UserError(f"model '{self.spec}' needs --input SHAPE (e.g. --input Bx3x224x224)")
+            raise param_error("inputs", f"model '{self.spec}' has no default inputs: give SHAPEs such as Bx3x224x224")
         return resolved, inputs
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,15 +85,52 @@ def make_workload(
 
 
 def batch_size(inputs: list[InputSpec], values: dict[str, int], batch_symbol: str) -> int:
-    """Items per call: the batch symbol's value, else the first input's leading dimension."""
-    if batch_symbol in values:
+    """Items per call: the batch symbol's value when an input has that symbol, else the first
+    input's leading dimension (a value of the symbol that no input uses counts for nothing)."""
+    if any(batch_symbol in spec.symbols for spec in inputs):
         return values[batch_symbol]
     shape = inputs[0].shape(values)
     return shape[0] if shape else 1
 
 
+# A point's inputs must leave room for an output and one intermediate of the same size.
+MEMORY_HEADROOM = 3
+
+
+def input_bytes(inputs: list[InputSpec], values: dict[str, int]) -> int:
+    return sum(math.prod(spec.shape(values)) * spec.itemsize for spec in inputs)
+
+
+def available_memory(device: str) -> int | None:
+    """Bytes that can still be allocated on the device (None where it cannot be asked)."""
+    if device.startswith("cuda"):
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    if device.startswith("cpu"):
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    return None
+
+
+def memory_shortfall(inputs: list[InputSpec], values: dict[str, int], device: str) -> str | None:
+    """Why a point would not fit in memory, or None: checked before its tensors are made, so
+    a sweep that outgrows the machine records a failed point instead of being killed."""
+    from fastslow.report.units import format_bytes
+
+    need = input_bytes(inputs, values)
+    free = available_memory(device)
+    if free is not None and need * MEMORY_HEADROOM > free:
+        return (f"out of memory (checked before running): the inputs take {format_bytes(need)}, and with room "
+                f"for an output and an intermediate as large ({MEMORY_HEADROOM}x) that is "
+                f"{format_bytes(need * MEMORY_HEADROOM)}; {format_bytes(free)} is available on {device}")
+    return None
+
+
 @dataclass
 class Point:
+    """One point of a sweep: its symbol values and its measurement, or the error that stopped it."""
+
     params: dict[str, int]
     measurement: Measurement | None = None
     batch: int = 1
@@ -101,7 +142,23 @@ class Point:
             return None
         return self.batch / self.measurement.median_s
 
+    def to_record(self) -> dict[str, Any]:
+        """What is stored: the raw samples and settings, nothing derived (see `from_record`)."""
+        return {"params": dict(self.params), "batch": self.batch, "error": self.error,
+                "measurement": self.measurement.raw() if self.measurement else None}
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> Point:
+        """Rebuild a point from `to_record()` (or from a round-1 payload point, which kept the
+        samples beside derived statistics); every statistic is derived again."""
+        raw = d.get("measurement")
+        if raw is None and d.get("samples_s"):
+            raw = d  # round 1's layout
+        return cls(dict(d.get("params", {})), Measurement.from_dict(raw) if raw else None,
+                   int(d.get("batch", 1)), d.get("error"))
+
     def to_dict(self, samples: bool = True) -> dict[str, Any]:
+        """The JSON shape: params, stats, throughput, memory, warnings, and the raw samples."""
         m = self.measurement
         d: dict[str, Any] = {
             "params": dict(self.params),
@@ -127,6 +184,7 @@ class BenchResult:
     points: list[Point]
     fit: PowerLawFit | None = None
     interrupted: bool = False
+    saved: Saved | None = field(default=None, repr=False)  # where the API stored the run
 
     @property
     def status(self) -> str:
@@ -145,6 +203,10 @@ class BenchResult:
             "fit": self.fit.to_dict() if self.fit else None,
             "interrupted": self.interrupted,
         }
+
+    def summary(self) -> str:
+        ok = [p for p in self.points if p.measurement]
+        return f"{len(ok)}/{len(self.points)} points" + (f", k={self.fit.exponent:.3f}" if self.fit else "")
 
 
 def _point_error(e: BaseException) -> str:
@@ -183,31 +245,41 @@ def run_bench(
     batch_symbol: str = "B",
     fit_symbol: str | None = None,
     on_point: Callable[[Point, int, int], None] | None = None,
+    before_first: Callable[[], object] | None = None,
 ) -> BenchResult:
     """Time the model at every point of the sweep grid. A failing point is recorded and the
-    sweep goes on; Ctrl-C stops it and keeps the finished points (`interrupted` is set)."""
+    sweep goes on; Ctrl-C (or SIGTERM, through the CLI) stops it and keeps the finished points
+    (`interrupted` is set). `before_first` runs once the inputs are checked, before any work."""
     sweeps = sweeps or {}
     overlap = set(sweeps) & set(settings.sets)
     if overlap:
-        raise UserError(f"symbol {sorted(overlap)[0]} is both --set and --sweep")
+        raise param_error("sweeps", f"symbol {sorted(overlap)[0]} is both set and swept")
     if fit_symbol and fit_symbol not in sweeps:
-        raise UserError(f"--fit {fit_symbol}: not a swept symbol (swept: {', '.join(sweeps) or 'none'})")
+        raise param_error("fit_symbol", f"value '{fit_symbol}' is not a swept symbol (swept: "
+                                        f"{', '.join(sweeps) or 'none'})")
     resolved, inputs = source.resolve()
     needed = {s for spec in inputs for s in spec.symbols}
     unknown = (set(sweeps) | set(settings.sets)) - needed - {batch_symbol}
     if unknown:
         raise UserError(f"symbol {sorted(unknown)[0]} does not appear in any input "
                         f"({', '.join(s.text for s in inputs)})")
+    bound = {**resolved.defaults, **settings.sets, **sweeps}
+    for spec in inputs:  # every symbol bound before the first point, not found missing halfway
+        spec.shape({name: 1 for name in bound})
     result = BenchResult(source.spec, environment(settings.device, settings.threads), [])
     combos = grid(sweeps)
+    if before_first:
+        before_first()
     try:
         for i, combo in enumerate(combos):
             values = {**resolved.defaults, **settings.sets, **combo}
             point = Point(params=combo or dict(settings.sets))
             try:
                 point.batch = batch_size(inputs, values, batch_symbol)
-                workload = make_workload(resolved, inputs, values, settings)
-                point.measurement = measure_interleaved([workload], timer)[0]
+                point.error = memory_shortfall(inputs, values, settings.device)
+                if point.error is None:
+                    workload = make_workload(resolved, inputs, values, settings)
+                    point.measurement = measure_interleaved([workload], timer)[0]
             except KeyboardInterrupt:
                 raise
             except UserError:

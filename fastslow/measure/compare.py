@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from fastslow.measure.stats import Measurement
 from fastslow.measure.timer import TimerConfig, Workload, measure_interleaved
+from fastslow.store.recorder import Saved
 
 BOOTSTRAP_RESAMPLES = 4000
 
@@ -21,6 +22,7 @@ class Comparison:
     b: Measurement
     ratio: float
     ci95: tuple[float, float]
+    saved: Saved | None = field(default=None, repr=False)  # where the API stored the run
 
     @property
     def verdict(self) -> str:

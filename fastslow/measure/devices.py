@@ -192,7 +192,7 @@ def measure_peaks(
     n_bytes = bandwidth_bytes or (256 << 20 if on_cpu else 1 << 30)
     if threads is None and on_cpu:
         threads = torch.get_num_threads()
-    cfg = config or TimerConfig(min_time_s=0.2, max_time_s=1.0, rel_precision=0.02)
+    cfg = config or TimerConfig.preset("peaks")
     peaks = [measure_matmul_peak(device, dt, size, threads, cfg) for dt in peak_dtypes(device)]
     peaks.append(measure_bandwidth(device, n_bytes, threads, cfg))
     return peaks

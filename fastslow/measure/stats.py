@@ -128,7 +128,8 @@ class Measurement:
             out.append(f"only {self.n} samples: percentiles are rough")
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def raw(self) -> dict[str, Any]:
+        """What was measured, with nothing derived: `from_dict` rebuilds the same Measurement."""
         return {
             "samples_s": list(self.samples_s),
             "calls_per_sample": self.calls_per_sample,
@@ -138,9 +139,11 @@ class Measurement:
             "stop_reason": self.stop_reason,
             "peak_mem_bytes": self.peak_mem_bytes,
             "extra": dict(self.extra),
-            "stats": self.stats(),
-            "warnings": self.warnings,
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """`raw()` plus the derived statistics and warnings (recomputed on every call)."""
+        return {**self.raw(), "stats": self.stats(), "warnings": self.warnings}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Measurement:

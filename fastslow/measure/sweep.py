@@ -22,16 +22,23 @@ from scipy import optimize, stats
 from fastslow.errors import UserError
 
 MIN_FIT_POINTS = 3
+# No dimension of a swept input gets larger than this (2^40): past it no machine has the
+# memory, and a doubling range with no such bound would run until the kernel kills it.
+MAX_SIZE = 2**40
 
 
 def parse_values(text: str, *, what: str) -> list[int]:
-    """'32,64,128' -> [32, 64, 128]; '1..2048' -> powers of two from 1 to 2048."""
+    """'32,64,128' -> [32, 64, 128]; '1..2048' -> 1, 2, 4, ..., 2048 (doubling from LO). Every
+    value is a size: an integer from 1 to MAX_SIZE."""
     text = text.strip()
     m = re.fullmatch(r"(\d+)\.\.(\d+)", text)
     if m:
         lo, hi = int(m.group(1)), int(m.group(2))
         if lo < 1 or hi < lo:
             raise UserError(f"{what}: range '{text}' must be LO..HI with 1 <= LO <= HI")
+        if hi > MAX_SIZE:
+            raise UserError(f"{what}: range '{text}' goes past {MAX_SIZE:,} (2^40), more than any machine's "
+                            "memory holds; give a smaller HI")
         values = []
         v = lo
         while v <= hi:
@@ -46,8 +53,9 @@ def parse_values(text: str, *, what: str) -> list[int]:
         ) from None
     if not values:
         raise UserError(f"{what}: no values given")
-    if any(v < 0 for v in values):
-        raise UserError(f"{what}: values must be >= 0 (got '{text}')")
+    bad = [v for v in values if not 1 <= v <= MAX_SIZE]
+    if bad:
+        raise UserError(f"{what}: sizes must lie in 1..{MAX_SIZE:,} (got {bad[0]})")
     return values
 
 
@@ -76,10 +84,14 @@ def parse_sets(items: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items:
         name, value = parse_assignment(item, option="--set")
+        if name in out:
+            raise UserError(f"--set '{item}': {name} is already set to {out[name]}; give each symbol once")
         try:
             out[name] = int(value)
         except ValueError:
             raise UserError(f"--set '{item}': value '{value}' is not an integer") from None
+        if not 1 <= out[name] <= MAX_SIZE:
+            raise UserError(f"--set '{item}': a size must lie in 1..{MAX_SIZE:,}")
     return out
 
 
@@ -101,6 +113,7 @@ class PowerLawFit:
     coefficient: float  # a in t = a * n^k, seconds
     fixed_cost_s: float  # c in t = c + a * n^k
     points_used: int
+    basis: str = "past the knee"  # which points the exponent was fitted on, in words
 
     def predict_s(self, n: float) -> float:
         return self.coefficient * n**self.exponent
@@ -158,8 +171,10 @@ def fit_power_law(symbol: str, sizes: list[float], times_s: list[float]) -> Powe
         pass  # no separable fixed cost: fall back to a straight line through all points
 
     mask = x >= knee if knee is not None else np.ones_like(x, dtype=bool)
+    basis = "past the knee" if knee is not None else "all points (no knee seen)"
     if np.unique(x[mask]).size < MIN_FIT_POINTS:
         mask = x >= np.unique(x)[-MIN_FIT_POINTS]  # too few past the knee: use the largest three
+        basis = f"the largest {MIN_FIT_POINTS} sizes (fewer than {MIN_FIT_POINTS} lie past the knee)"
     k, a_fit, ci, r2 = _loglog_ols(x[mask], y[mask])
     return PowerLawFit(
         symbol=symbol,
@@ -170,4 +185,5 @@ def fit_power_law(symbol: str, sizes: list[float], times_s: list[float]) -> Powe
         coefficient=a_fit,
         fixed_cost_s=c,
         points_used=int(mask.sum()),
+        basis=basis,
     )

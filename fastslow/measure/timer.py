@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from fastslow.errors import UserError
+from fastslow.errors import UserError, param_error
 from fastslow.measure.stats import Measurement
 
 
@@ -46,6 +46,9 @@ class TimerConfig:
     block_min_s: float = 1e-3  # a timed block lasts at least this long
     inference_mode: bool = True
 
+    def to_dict(self) -> dict[str, float | int | bool]:
+        return dict(vars(self))
+
     def __post_init__(self) -> None:
         checks = {
             "warmup_s": self.warmup_s >= 0,
@@ -58,13 +61,35 @@ class TimerConfig:
             "block_min_s": self.block_min_s >= 0,
         }
         for name, ok in checks.items():
-            if not ok:
-                raise UserError(f"timer setting '{name}' is out of range (got {getattr(self, name)})")
+            value = getattr(self, name)
+            if not ok or not math.isfinite(value):
+                raise param_error(name, f"is out of range (got {value})")
         if self.max_time_s < self.min_time_s:
-            raise UserError(
-                f"timer setting 'max_time_s' ({self.max_time_s}) is below 'min_time_s' "
-                f"({self.min_time_s})"
-            )
+            raise param_error("max_time_s", f"({self.max_time_s}) is below 'min_time_s' ({self.min_time_s})")
+
+    @classmethod
+    def preset(cls, purpose: str, **overrides: float | int | None) -> TimerConfig:
+        """The one place timer settings are assembled: a purpose's defaults (PRESETS), with the
+        caller's overrides where they are not None."""
+        if purpose not in PRESETS:
+            raise ValueError(f"no timer preset '{purpose}' (known: {', '.join(PRESETS)})")
+        settings = {**PRESETS[purpose], **{k: v for k, v in overrides.items() if v is not None}}
+        if "min_time_s" not in overrides or overrides["min_time_s"] is None:
+            settings["min_time_s"] = min(settings["min_time_s"], settings["max_time_s"])
+        return cls(**settings)
+
+
+# Per purpose: how long each point may be timed and how precise it should get.
+PRESETS: dict[str, dict[str, float | int]] = {
+    "bench": {"min_time_s": 0.2, "max_time_s": 2.0, "rel_precision": 0.01},
+    "compare": {"min_time_s": 0.5, "max_time_s": 4.0, "rel_precision": 0.01},
+    "study": {"min_time_s": 0.1, "max_time_s": 1.0, "rel_precision": 0.02},
+    "judge": {"min_time_s": 0.3, "max_time_s": 2.0, "rel_precision": 0.02},
+    "arch": {"min_time_s": 0.5, "max_time_s": 3.0, "rel_precision": 0.03, "min_samples": 3},
+    "peaks": {"min_time_s": 0.2, "max_time_s": 1.0, "rel_precision": 0.02},
+    "roofline": {"min_time_s": 0.05, "max_time_s": 0.5, "rel_precision": 0.03},
+    "demo": {"min_time_s": 0.05, "max_time_s": 0.5, "rel_precision": 0.03},
+}
 
 
 @dataclass

@@ -116,7 +116,7 @@ def optimize(ctx: Context, pipelines: list[list[tuple[str, str | None]]], *, max
              timer: TimerConfig | None = None, on_variant: Callable[[VariantResult], None] | None = None
              ) -> OptimizeReport:
     """Build and judge every pipeline against the baseline; a pipeline that fails is rejected with its error."""
-    timer = timer or TimerConfig(min_time_s=0.3, max_time_s=2.0, rel_precision=0.02)
+    timer = timer or TimerConfig.preset("judge")
     base_acc = ctx.task.evaluate(ctx.baseline, ctx.data)
     results = []
     kept: dict[str, Candidate] = {}

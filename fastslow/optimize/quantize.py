@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fastslow.tasks.base import Task, TaskData, TrainConfig
+from fastslow.tasks.base import FitConfig, Task, TaskData
 
 
 @contextlib.contextmanager
@@ -97,5 +97,5 @@ def qat_int8(model: nn.Module, task: Task, data: TaskData, epochs: int = 3) -> n
     with _quiet():
         prepared = prepare_qat_fx(copy.deepcopy(model).train(), get_default_qat_qconfig_mapping("x86"), _example(data))
         cfg = task.train_config
-        task.train(prepared, data, TrainConfig(epochs=epochs, lr=cfg.lr / 10, batch_size=cfg.batch_size, seed=cfg.seed))
+        task.train(prepared, data, FitConfig(epochs=epochs, lr=cfg.lr / 10, batch_size=cfg.batch_size, seed=cfg.seed))
         return convert_fx(prepared.eval())

@@ -24,7 +24,7 @@ def save_variant(out: Path, candidate: Any, result: dict[str, Any], meta: dict[s
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"--save {out}: cannot create ({e.strerror or e})") from None
+        raise UserError(f"'save' folder {out}: cannot create ({e.strerror or e})") from None
     manifest: dict[str, Any] = {**meta, "variant": candidate.name, "measured": result}
     onnx_path = candidate.notes.get("onnx_path")
     if onnx_path:

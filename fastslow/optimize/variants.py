@@ -9,6 +9,7 @@ made permanent first), and a step that leaves torch (onnx, compile) ends what ca
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,11 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastslow.errors import UserError
+from fastslow.errors import UserError, param_error
 from fastslow.optimize import prune as P
 from fastslow.optimize import quantize as Q
 from fastslow.optimize import runtime as R
-from fastslow.tasks.base import Predict, Task, TaskData, TrainConfig
+from fastslow.registry import Registry
+from fastslow.tasks.base import FitConfig, Predict, Task, TaskData
 
 
 @dataclass
@@ -43,7 +45,32 @@ class Context:
     threads: int | None = 1
 
 
-Step = Callable[[Candidate, Context, str | None], Candidate]
+Step = Callable[[Candidate, Context, Any], Candidate]
+
+
+@dataclass(frozen=True)
+class StepArg:
+    """A step's one optional argument: its type and the range it must lie in."""
+
+    what: str  # "epochs", "amount", ...
+    kind: type = float
+    default: float | int | None = None
+    low: float = 0.0  # exclusive for floats, inclusive for ints
+    high: float = 1.0  # inclusive
+
+    def parse(self, step: str, text: str | None) -> float | int | None:
+        if text is None:
+            return self.default
+        try:
+            value = self.kind(text)
+        except ValueError:
+            kind = "an integer" if self.kind is int else "a number"
+            raise UserError(f"step '{step}:{text}': the {self.what} must be {kind}") from None
+        ok = (self.low <= value <= self.high) if self.kind is int else (self.low < value <= self.high)
+        if not ok or not math.isfinite(value):
+            bounds = f"{int(self.low)}..{int(self.high)}" if self.kind is int else f"({self.low:g}, {self.high:g}]"
+            raise UserError(f"step '{step}:{text}': the {self.what} must lie in {bounds}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -51,25 +78,19 @@ class StepSpec:
     fn: Step
     help: str
     needs_module: bool = True
+    arg: StepArg | None = None  # None: the step takes no argument
+    makes: str = "float"  # what follows it gets: "float" module, "quantized" module, or "none" (left torch)
 
 
-STEPS: dict[str, StepSpec] = {}
+STEPS: Registry[StepSpec] = Registry("optimization step")
 
 
-def register_step(name: str, help: str, needs_module: bool = True) -> Callable[[Step], Step]:
+def register_step(name: str, help: str, needs_module: bool = True, arg: StepArg | None = None,
+                  makes: str = "float") -> Callable[[Step], Step]:
     def wrap(fn: Step) -> Step:
-        STEPS[name] = StepSpec(fn, help, needs_module)
+        STEPS.add(name, StepSpec(fn, help, needs_module, arg, makes))
         return fn
     return wrap
-
-
-def _float_arg(arg: str | None, default: float | None, step: str) -> float | None:
-    if arg is None:
-        return default
-    try:
-        return float(arg)
-    except ValueError:
-        raise UserError(f"step '{step}:{arg}': argument must be a number") from None
 
 
 def _module_candidate(prev: Candidate, module: nn.Module, float_module: nn.Module | None = None, **notes: Any
@@ -78,50 +99,53 @@ def _module_candidate(prev: Candidate, module: nn.Module, float_module: nn.Modul
     return Candidate(prev.name, module, module, float_module or module, None, {**prev.notes, **notes})
 
 
-@register_step("int8-dynamic", "int8 weights, activations quantized at run time (Linear, LSTM, GRU)")
-def _int8_dynamic(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
+@register_step("int8-dynamic", "int8 weights, activations quantized at run time (Linear, LSTM, GRU)",
+               makes="quantized")
+def _int8_dynamic(c: Candidate, ctx: Context, arg: Any) -> Candidate:
     return _module_candidate(c, Q.dynamic_int8(c.module), c.float_module)
 
 
-@register_step("int8-static", "int8 weights and activations, calibrated (FX graph mode, x86 backend)")
-def _int8_static(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
+@register_step("int8-static", "int8 weights and activations, calibrated (FX graph mode, x86 backend)",
+               makes="quantized")
+def _int8_static(c: Candidate, ctx: Context, arg: Any) -> Candidate:
     return _module_candidate(c, Q.static_int8(c.module, ctx.data), c.float_module)
 
 
-@register_step("qat", "quantization-aware fine-tuning (argument: epochs, default 3), then int8")
-def _qat(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
-    epochs = int(_float_arg(arg, 3, "qat") or 3)
+@register_step("qat", "quantization-aware fine-tuning (argument: epochs, default 3), then int8",
+               arg=StepArg("epochs", int, 3, 1, 1000), makes="quantized")
+def _qat(c: Candidate, ctx: Context, epochs: Any) -> Candidate:
     return _module_candidate(c, Q.qat_int8(c.module, ctx.task, ctx.data, epochs), c.float_module)
 
 
-def _unstructured(method: str, default: float | None) -> Step:
-    def step(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
-        pruned = P.prune_unstructured(c.module, method, _float_arg(arg, default, f"prune-{method}"))
+def _unstructured(method: str) -> Step:
+    def step(c: Candidate, ctx: Context, amount: Any) -> Candidate:
+        pruned = P.prune_unstructured(c.module, method, amount)
         out = _module_candidate(c, pruned)
         out.masked = True
         return out
     return step
 
 
-register_step("prune-random", "random unstructured (argument: amount; default conv 0.2 / linear 0.4)")(
-    _unstructured("random", None))
-register_step("prune-l1", "L1 unstructured per layer (argument: amount; default conv 0.2 / linear 0.4)")(
-    _unstructured("l1", None))
-register_step("prune-global", "L1 unstructured over all layers together (argument: amount, default 0.5)")(
-    _unstructured("global", 0.5))
+AMOUNT = StepArg("amount", float, None, 0.0, 0.999)
+register_step("prune-random", "random unstructured (argument: amount; default conv 0.2 / linear 0.4)",
+              arg=AMOUNT)(_unstructured("random"))
+register_step("prune-l1", "L1 unstructured per layer (argument: amount; default conv 0.2 / linear 0.4)",
+              arg=AMOUNT)(_unstructured("l1"))
+register_step("prune-global", "L1 unstructured over all layers together (argument: amount, default 0.5)",
+              arg=StepArg("amount", float, 0.5, 0.0, 0.999))(_unstructured("global"))
 
 
-@register_step("prune-structured", "remove channels for real with Torch-Pruning (argument: ratio, default 0.5)")
-def _structured(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
-    ratio = _float_arg(arg, 0.5, "prune-structured") or 0.5
+@register_step("prune-structured", "remove channels for real with Torch-Pruning (argument: ratio, default 0.5)",
+               arg=StepArg("ratio", float, 0.5, 0.0, 0.95))
+def _structured(c: Candidate, ctx: Context, ratio: Any) -> Candidate:
     return _module_candidate(c, P.prune_structured(c.module, ctx.example[:1], ratio))
 
 
-@register_step("finetune", "train further with the task's loop (argument: epochs, default 5)")
-def _finetune(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
-    epochs = int(_float_arg(arg, 5, "finetune") or 5)
+@register_step("finetune", "train further with the task's loop (argument: epochs, default 5)",
+               arg=StepArg("epochs", int, 5, 1, 1000))
+def _finetune(c: Candidate, ctx: Context, epochs: Any) -> Candidate:
     cfg = ctx.task.train_config
-    model = ctx.task.train(c.module, ctx.data, TrainConfig(epochs=epochs, lr=cfg.lr / 2, batch_size=cfg.batch_size,
+    model = ctx.task.train(c.module, ctx.data, FitConfig(epochs=epochs, lr=cfg.lr / 2, batch_size=cfg.batch_size,
                                                           seed=cfg.seed))
     out = _module_candidate(c, model)
     out.masked = c.masked
@@ -135,52 +159,51 @@ STUDENT_EPOCHS_FACTOR = 2
 
 
 def _student(distilled: bool) -> Step:
-    def step(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
+    def step(c: Candidate, ctx: Context, width: Any) -> Candidate:
         if ctx.task.make_student is None:
             raise UserError(f"task {ctx.task.name} has no student model (Task.make_student)")
-        width = _float_arg(arg, STUDENT_WIDTH, "distill" if distilled else "student") or STUDENT_WIDTH
         cfg = ctx.task.train_config
         torch.manual_seed(cfg.seed)
         student = ctx.task.make_student(width)
         teacher = c.predict if distilled else None
-        longer = TrainConfig(cfg.epochs * STUDENT_EPOCHS_FACTOR, cfg.lr, cfg.batch_size, cfg.seed, cfg.weight_decay)
+        longer = FitConfig(cfg.epochs * STUDENT_EPOCHS_FACTOR, cfg.lr, cfg.batch_size, cfg.seed, cfg.weight_decay)
         ctx.task.train(student, ctx.data, longer, teacher=teacher)
         return _module_candidate(c, student, student_width=width, distilled=distilled)
     return step
 
 
+WIDTH = StepArg("width", float, STUDENT_WIDTH, 0.0, 1.0)
 register_step("distill", "a smaller student trained on the model's soft targets (T=4, alpha=0.9; argument: "
-                         "width, default 0.25)")(
-    _student(True))
-register_step("student", "the same student trained without the teacher, for comparison (argument: width)")(
-    _student(False))
+                         "width, default 0.25)", arg=WIDTH)(_student(True))
+register_step("student", "the same student trained without the teacher, for comparison (argument: width)",
+              arg=WIDTH)(_student(False))
 
 
-@register_step("compile", "torch.compile (inductor); reports compile time and break-even calls")
-def _compile(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
+@register_step("compile", "torch.compile (inductor); reports compile time and break-even calls", makes="none")
+def _compile(c: Candidate, ctx: Context, arg: Any) -> Candidate:
     fn, seconds = R.compiled(c.module, ctx.example)
     return Candidate(c.name, fn, None, c.float_module, None, {**c.notes, "compile_s": seconds})
 
 
 def _precision(dtype: torch.dtype) -> Step:
-    def step(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
+    def step(c: Candidate, ctx: Context, arg: Any) -> Candidate:
         predict = R.low_precision(c.module, dtype, ctx.example)
         size = P.serialized_size(copy.deepcopy(c.module).to(dtype).state_dict())
         return Candidate(c.name, predict, None, c.float_module, size, dict(c.notes))
     return step
 
 
-register_step("bf16", "weights and activations in bfloat16")(_precision(torch.bfloat16))
-register_step("fp16", "weights and activations in float16")(_precision(torch.float16))
+register_step("bf16", "weights and activations in bfloat16", makes="none")(_precision(torch.bfloat16))
+register_step("fp16", "weights and activations in float16", makes="none")(_precision(torch.float16))
 
 
-@register_step("channels-last", "NHWC memory layout for convolutions")
-def _channels_last(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
+@register_step("channels-last", "NHWC memory layout for convolutions", makes="none")
+def _channels_last(c: Candidate, ctx: Context, arg: Any) -> Candidate:
     return Candidate(c.name, R.channels_last(c.module), None, c.float_module, None, dict(c.notes))
 
 
-@register_step("onnx", "export to ONNX and run in ONNX Runtime (outputs checked against PyTorch)")
-def _onnx(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
+@register_step("onnx", "export to ONNX and run in ONNX Runtime (outputs checked against PyTorch)", makes="none")
+def _onnx(c: Candidate, ctx: Context, arg: Any) -> Candidate:
     predict, info = R.onnx_session(c.module, ctx.example, ctx.threads)
     with torch.inference_mode():
         diff = float((predict(ctx.example) - c.module(ctx.example)).abs().max())
@@ -189,29 +212,42 @@ def _onnx(c: Candidate, ctx: Context, arg: str | None) -> Candidate:
                       "onnx_vs_torch_max_abs_diff": diff})
 
 
-LEAVES_TORCH = {"compile", "onnx", "bf16", "fp16", "channels-last"}
 KEEPS_MASKS = {"finetune", "prune-random", "prune-l1", "prune-global"}  # may run before masks are folded in
+# What may follow a quantized module: nothing trains or prunes an int8 model.
+AFTER_QUANTIZED = {"compile"}
 DEFAULT_TRY = ("int8-dynamic,int8-static,qat,prune-random,prune-l1,prune-global,prune-structured:0.5+finetune,"
                "distill,student,compile,bf16,channels-last,onnx")
 
+Pipeline = list[tuple[str, Any]]
 
-def parse_pipelines(text: str) -> list[list[tuple[str, str | None]]]:
+
+def parse_pipelines(text: str) -> list[Pipeline]:
+    """'a:0.5+b,c' -> [[("a", 0.5), ("b", default)], [("c", default)]], every argument parsed
+    and range-checked and every step checked to be able to follow the one before, so that a
+    pipeline that cannot work is refused before anything is trained."""
+    if not text.strip():
+        raise param_error("pipelines", "has no steps (give e.g. int8-dynamic,prune-l1+finetune; see --list)")
     pipelines = []
     for pipe in (p.strip() for p in text.split(",")):
         if not pipe:
-            continue
-        steps = []
+            raise param_error("pipelines", f"value '{text}' has an empty pipeline between commas")
+        steps: Pipeline = []
+        made = "float"
         for item in pipe.split("+"):
-            name, _, arg = item.strip().partition(":")
-            if name not in STEPS:
-                raise UserError(f"--try: unknown step '{name}' (known: {', '.join(STEPS)})")
-            steps.append((name, arg or None))
-        for name, _ in steps[:-1]:
-            if name in LEAVES_TORCH:
-                raise UserError(f"--try '{pipe}': '{name}' leaves torch modules; it must come last")
+            name, sep, arg_text = item.strip().partition(":")
+            spec = STEPS.get(name)
+            if sep and spec.arg is None:
+                raise UserError(f"step '{item.strip()}': {name} takes no argument")
+            if sep and not arg_text:
+                raise UserError(f"step '{item.strip()}': empty argument after ':'")
+            if made == "none":
+                raise UserError(f"pipeline '{pipe}': '{steps[-1][0]}' leaves torch modules, so it must come last")
+            if made == "quantized" and name not in AFTER_QUANTIZED:
+                raise UserError(f"pipeline '{pipe}': '{name}' cannot follow '{steps[-1][0]}', which makes an int8 "
+                                f"model (only {', '.join(sorted(AFTER_QUANTIZED))} can; put {name} first)")
+            steps.append((name, spec.arg.parse(name, arg_text or None) if spec.arg else None))
+            made = spec.makes
         pipelines.append(steps)
-    if not pipelines:
-        raise UserError("--try: no steps given")
     return pipelines
 
 
@@ -226,20 +262,21 @@ def finalize(c: Candidate) -> Candidate:
     return c
 
 
-def pipeline_name(pipeline: list[tuple[str, str | None]]) -> str:
+def pipeline_name(pipeline: Pipeline) -> str:
     """The text that parses back to the pipeline: steps joined by '+', arguments after ':'."""
-    return "+".join(f"{n}:{a}" if a else n for n, a in pipeline)
+    return "+".join(f"{n}:{a:g}" if a is not None else n for n, a in pipeline)
 
 
-def build(pipeline: list[tuple[str, str | None]], ctx: Context) -> Candidate:
+def build(pipeline: Pipeline, ctx: Context) -> Candidate:
     name = pipeline_name(pipeline)
     base = copy.deepcopy(ctx.baseline).eval()
     c = Candidate(name, base, base, base)
     for step, arg in pipeline:
         if step not in KEEPS_MASKS:
             c = finalize(c)
-        if STEPS[step].needs_module and c.module is None:
+        spec = STEPS.get(step)
+        if spec.needs_module and c.module is None:
             raise UserError(f"'{name}': step '{step}' needs a torch module, and an earlier step produced none")
-        c = STEPS[step].fn(c, ctx, arg)
+        c = spec.fn(c, ctx, arg)
         c.name = name
     return finalize(c)

@@ -10,16 +10,26 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from fastslow.errors import UserError
-from fastslow.report.units import format_bytes, format_rate, format_seconds
 
 # Piped output gets a wide console rather than rich's 80-column default, so tables stay
 # one line per row in logs and in the README.
 _PIPE_WIDTH = 160
-console = Console(width=None if sys.stdout.isatty() else _PIPE_WIDTH)
+_stdout_console = Console(width=None if sys.stdout.isatty() else _PIPE_WIDTH)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPE_WIDTH)
+console = _stdout_console  # where tables and results go: stdout, or stderr under `--json -`
+
+
+def send_tables_to_stderr() -> None:
+    """Keep stdout for one JSON document (`--json -`): everything else goes to stderr."""
+    global console
+    console = err_console
+
+
+def send_tables_to_stdout() -> None:
+    global console
+    console = _stdout_console
 
 
 def _jsonable(x: Any) -> Any:
@@ -32,11 +42,23 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def check_json_path(path: str | None) -> None:
+    """Refuse a --json target that cannot be written, before anything is measured."""
+    if not path or path == "-":
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"--json {path}: is a directory; give a file path such as {p / 'result.json'}")
+    parent = next((a for a in [p.parent, *p.parent.parents] if a.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UserError(f"--json {path}: {parent} is a file, not a folder")
+
+
 def write_json(path: str | None, obj: dict[str, Any]) -> None:
     """Write to PATH ('-' is stdout). The error names the path when it cannot be written."""
     if not path:
         return
-    text = json.dumps(_jsonable(obj), indent=2)
+    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False)
     if path == "-":
         sys.stdout.write(text + "\n")
         return
@@ -46,29 +68,6 @@ def write_json(path: str | None, obj: dict[str, Any]) -> None:
         p.write_text(text + "\n")
     except OSError as e:
         raise UserError(f"--json {path}: cannot write ({e.strerror or e})") from None
-
-
-def stats_table(title: str, rows: list[dict[str, Any]], param_names: list[str]) -> Table:
-    """One row per bench point: params, latency distribution, throughput, memory, error."""
-    t = Table(title=title, title_justify="left")
-    for name in param_names:
-        t.add_column(name, justify="right")
-    for col in ("median", "IQR", "p10", "p90", "p99", "n", "items/s", "peak mem"):
-        t.add_column(col, justify="right")
-    for r in rows:
-        params = [str(r["params"].get(n, "")) for n in param_names]
-        s = r.get("stats")
-        if s is None:
-            t.add_row(*params, "[red]failed[/red]", *["-"] * 7)
-            continue
-        mark = " [yellow]![/yellow]" if r.get("warnings") else ""
-        t.add_row(
-            *params, format_seconds(s["median_s"]) + mark, format_seconds(s["iqr_s"]),
-            format_seconds(s["p10_s"]), format_seconds(s["p90_s"]), format_seconds(s["p99_s"]),
-            str(s["n"]), format_rate(r.get("throughput_per_s")),
-            format_bytes(r.get("peak_mem_bytes")),
-        )
-    return t
 
 
 def print_warnings(rows: list[dict[str, Any]], param_names: list[str]) -> None:
@@ -88,4 +87,4 @@ def describe_fit(fit: dict[str, Any] | None) -> str:
     knee = f"{fit['knee']:.3g}" if fit.get("knee") is not None else "not seen"
     lo, hi = fit["ci95"]
     return (f"time ∝ {fit['symbol']}^{fit['exponent']:.3f}  (95% CI [{lo:.3f}, {hi:.3f}], "
-            f"R² {fit['r2']:.4f}, {fit['points_used']} points past the knee; knee {knee})")
+            f"R² {fit['r2']:.4f}, {fit['points_used']} points: {fit.get('basis', 'past the knee')}; knee {knee})")

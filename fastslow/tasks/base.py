@@ -33,7 +33,7 @@ class TaskData:
 
 
 @dataclass
-class TrainConfig:
+class FitConfig:
     epochs: int = 20
     lr: float = 1e-3  # Adam
     batch_size: int = 64
@@ -49,7 +49,7 @@ class Task:
     make_model: Callable[[], nn.Module]
     make_data: Callable[[int], TaskData]
     loss: str = "ce"
-    train_config: TrainConfig = field(default_factory=TrainConfig)
+    train_config: FitConfig = field(default_factory=FitConfig)
     make_student: Callable[[float], nn.Module] | None = None  # width fraction -> smaller model
     description: str = ""
 
@@ -62,7 +62,7 @@ class Task:
         torch.manual_seed(self.train_config.seed)
         return self.make_model()
 
-    def train(self, model: nn.Module, data: TaskData, cfg: TrainConfig | None = None,
+    def train(self, model: nn.Module, data: TaskData, cfg: FitConfig | None = None,
               teacher: Predict | None = None, temperature: float = 4.0, alpha: float = 0.9) -> nn.Module:
         return fit(model, data.train, self.loss, cfg or self.train_config, teacher, temperature, alpha)
 
@@ -87,7 +87,7 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, y: tor
     return alpha * soft * t * t + (1 - alpha) * task_loss(logits, y, loss)
 
 
-def fit(model: nn.Module, train: TensorDataset, loss: str, cfg: TrainConfig, teacher: Predict | None = None,
+def fit(model: nn.Module, train: TensorDataset, loss: str, cfg: FitConfig, teacher: Predict | None = None,
         temperature: float = 4.0, alpha: float = 0.9) -> nn.Module:
     """Adam on the task loss (or the distillation loss when a teacher is given); seeded."""
     torch.manual_seed(cfg.seed)

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from fastslow.errors import UserError
-from fastslow.tasks.base import Task, TaskData, TrainConfig
+from fastslow.tasks.base import FitConfig, Task, TaskData
 from fastslow.zoo.models import digits_cnn
 
 TEST_FRACTION = 0.25
@@ -29,6 +29,6 @@ def digits_data(seed: int = 0) -> TaskData:
 
 
 def digits_task() -> Task:
-    return Task("digits", digits_cnn, digits_data, "ce", TrainConfig(epochs=15, lr=2e-3),
+    return Task("digits", digits_cnn, digits_data, "ce", FitConfig(epochs=15, lr=2e-3),
                 make_student=lambda width: digits_cnn(width),
                 description="sklearn 8x8 digits, small CNN teacher")

@@ -23,7 +23,7 @@ def resolve_task(name: str) -> Task:
     if name in TASKS:
         return TASKS.get(name)()
     if ":" not in name:
-        raise UserError(f"task '{name}': unknown (built in: {', '.join(TASKS)}; or module:function)")
+        raise UserError(f"'task' value '{name}' is unknown (built in: {', '.join(TASKS)}; or module:function)")
     task = resolve_callable(name, what="task")()
     if not isinstance(task, Task):
         raise UserError(f"task '{name}' returned a {type(task).__name__}, not a fastslow.tasks.base.Task")

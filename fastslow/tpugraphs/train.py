@@ -31,7 +31,7 @@ from fastslow.tpugraphs.models import MODELS, TileRanker
 
 
 @dataclass
-class TrainConfig:
+class RankerConfig:
     collection: str = "tile:xla"
     model: str = "early-sage"
     loss: str = "listmle"
@@ -111,7 +111,7 @@ def epoch_order(graphs: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 @dataclass
-class TrainResult:
+class RankerResult:
     model: TileRanker
     history: list[dict[str, Any]] = field(default_factory=list)
     configs_scored: int = 0
@@ -122,9 +122,9 @@ class TrainResult:
         return self.configs_scored / self.seconds if self.seconds else 0.0
 
 
-def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Prepared] | None = None, *,
+def train(cfg: RankerConfig, train_graphs: list[Prepared], valid_graphs: list[Prepared] | None = None, *,
           on_epoch: Callable[[dict[str, Any]], None] | None = None, time_budget_s: float | None = None,
-          device: str = "cpu") -> TrainResult:
+          device: str = "cpu") -> RankerResult:
     """Train on `device` ("cpu", "cuda", "cuda:1"; under torchrun "cuda" means each process's
     own GPU). Evaluation runs there too; the returned model stays there."""
     rank, world, dev = _distributed(require_device(device))
@@ -143,7 +143,7 @@ def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Pre
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     criterion = loss_fn(cfg.loss)
     draws = torch.Generator().manual_seed(cfg.seed * 1_000_003 + rank)  # each rank's own configuration draws
-    result = TrainResult(model)
+    result = RankerResult(model)
     t0 = time.perf_counter()
     train_s = 0.0  # training steps only: throughput excludes evaluation
     for epoch in range(1, cfg.epochs + 1):
@@ -185,7 +185,7 @@ def train(cfg: TrainConfig, train_graphs: list[Prepared], valid_graphs: list[Pre
     return result
 
 
-def save_run(out: Path, cfg: TrainConfig, norm: TileNormalizer, result: TrainResult) -> Path:
+def save_run(out: Path, cfg: RankerConfig, norm: TileNormalizer, result: RankerResult) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "model.pt"
     state = {k: v.cpu() for k, v in result.model.state_dict().items()}  # loadable without the training device
@@ -211,9 +211,9 @@ def members(ckpt: dict[str, Any]) -> list[dict[str, Any]]:
     return ckpt["members"] if ckpt["kind"] == "ensemble" else [ckpt]
 
 
-def model_from(ckpt: dict[str, Any]) -> tuple[TileRanker, TileNormalizer, TrainConfig]:
+def model_from(ckpt: dict[str, Any]) -> tuple[TileRanker, TileNormalizer, RankerConfig]:
     try:
-        cfg = TrainConfig(**ckpt["config"])
+        cfg = RankerConfig(**ckpt["config"])
         model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional, layout=cfg.layout)
         model.load_state_dict(ckpt["state_dict"])
     except (TypeError, KeyError, RuntimeError) as e:
@@ -240,3 +240,12 @@ def scores_for(ranker: Ranker, graph: TileGraph | LayoutGraph) -> np.ndarray:
     sum of an ensemble's members'."""
     scores = [predict_graph(model, prepare([graph], norm, hops)[0]).double().numpy() for model, norm, hops in ranker]
     return scores[0] if len(scores) == 1 else standardized_sum(scores)
+
+
+def rank_configs(rankers: list[Ranker], graph: TileGraph | LayoutGraph, n_configs: int) -> list[int]:
+    """A file's configuration indices, best first, by the standardised sum of several runs' scores
+    (merged duplicate tile configurations follow at the end, in file order)."""
+    total = standardized_sum([scores_for(r, graph) for r in rankers])
+    chosen = [int(graph.config_index[i]) for i in np.argsort(total, kind="stable")]
+    placed = set(chosen)
+    return chosen + [i for i in range(n_configs) if i not in placed]

@@ -12,7 +12,7 @@ from fastslow.tpugraphs.data import find_files, load_tile_graphs
 from fastslow.tpugraphs.features import TileNormalizer
 from fastslow.tpugraphs.models import MODELS, TileRanker
 from fastslow.tpugraphs.train import (
-    TrainConfig,
+    RankerConfig,
     epoch_order,
     evaluate,
     load_run,
@@ -60,7 +60,7 @@ def test_bidirectional_has_its_own_weights():
 def test_training_learns_to_rank_and_checkpoints_round_trip(prepared, tmp_path):
     norm, train_g, valid_g = prepared
     untrained = evaluate(TileRanker("early-sage", 32, 2), valid_g)
-    cfg = TrainConfig(model="early-sage", loss="hinge", epochs=6, hidden=32, layers=2, batch_graphs=8)
+    cfg = RankerConfig(model="early-sage", loss="hinge", epochs=6, hidden=32, layers=2, batch_graphs=8)
     result = train(cfg, train_g, valid_g)
     trained = evaluate(result.model, valid_g)
     assert trained["kendall_tau"] > 0.5 > untrained["kendall_tau"]
@@ -84,7 +84,7 @@ def test_every_rank_computes_the_same_epoch_order():
 @needs_cuda
 def test_training_on_cuda_gives_a_checkpoint_that_scores_on_cpu(prepared, tmp_path):
     norm, train_g, valid_g = prepared
-    cfg = TrainConfig(model="late-sage", loss="listmle", epochs=2, hidden=16, layers=2, batch_graphs=8)
+    cfg = RankerConfig(model="late-sage", loss="listmle", epochs=2, hidden=16, layers=2, batch_graphs=8)
     result = train(cfg, train_g, valid_g, device="cuda")
     assert next(result.model.parameters()).is_cuda and "valid_score_top5" in result.history[-1]
     save_run(tmp_path / "run", cfg, norm, result)
@@ -96,18 +96,18 @@ def test_training_on_cuda_gives_a_checkpoint_that_scores_on_cpu(prepared, tmp_pa
 def test_training_on_a_missing_device_is_refused(prepared):
     _, train_g, _ = prepared
     with pytest.raises(UserError, match="--device cuda:99: not available"):
-        train(TrainConfig(epochs=1), train_g, device="cuda:99")
+        train(RankerConfig(epochs=1), train_g, device="cuda:99")
 
 
 def test_config_rejects_what_is_not_supported():
     with pytest.raises(UserError, match="unknown"):
-        TrainConfig(collection="layout:tpu:default")
+        RankerConfig(collection="layout:tpu:default")
     with pytest.raises(UserError, match="must be joined early"):
         TileRanker("late-sage", layout=True)
     with pytest.raises(UserError, match="--loss 'l1'"):
-        TrainConfig(loss="l1")
+        RankerConfig(loss="l1")
     with pytest.raises(UserError, match="'epochs' must be >= 1"):
-        TrainConfig(epochs=0)
+        RankerConfig(epochs=0)
 
 
 @pytest.mark.slow

@@ -53,6 +53,7 @@ class SearchResult:
     embed: int
     hidden: int
     tried: list[Candidate] = field(default_factory=list)
+    saved: Any = field(default=None, repr=False)  # where the API stored the run
 
     def to_dict(self) -> dict[str, Any]:
         return {"embed": self.embed, "hidden": self.hidden,

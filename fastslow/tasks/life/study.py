@@ -89,6 +89,7 @@ class StudyResult:
     fits: dict[str, PowerLawFit] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
     threads: int = 1
+    saved: Any = field(default=None, repr=False)  # where the API stored the run
 
     @property
     def fit(self) -> PowerLawFit | None:
@@ -115,7 +116,7 @@ def run_study(
     bad = [s for s in sizes if s < 1]
     if bad:
         raise UserError(f"--sizes: grid sizes must be >= 1 (got {bad[0]})")
-    timer = timer or TimerConfig(min_time_s=0.1, max_time_s=1.0, rel_precision=0.02)
+    timer = timer or TimerConfig.preset("study")
     result = StudyResult([], threads=threads)
     per_cell: dict[str, float] = {}
     for size in sizes:

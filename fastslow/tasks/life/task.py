@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from fastslow.tasks.base import Task, TaskData, TrainConfig
+from fastslow.tasks.base import FitConfig, Task, TaskData
 from fastslow.tasks.life.rules import all_neighbourhoods
 from fastslow.zoo.life import HIDDEN, HIDDEN2, percell_net
 
@@ -24,5 +24,5 @@ def life_student(width: float) -> nn.Sequential:
 
 
 def life_task() -> Task:
-    return Task("life", percell_net, life_data, "bce", TrainConfig(epochs=300, lr=1e-2, batch_size=64),
+    return Task("life", percell_net, life_data, "bce", FitConfig(epochs=300, lr=1e-2, batch_size=64),
                 make_student=life_student, description="Game of Life per-cell network on all 512 neighbourhoods")

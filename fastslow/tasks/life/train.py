@@ -36,7 +36,7 @@ class LifeTrainConfig:
 
 
 @dataclass
-class TrainResult:
+class LifeTrainResult:
     accuracy: float
     epochs: int
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: loss, accuracy
@@ -64,7 +64,7 @@ def accuracy_on_all(model: nn.Module) -> float:
 def train_life(
     model: nn.Module, cfg: LifeTrainConfig | None = None,
     on_epoch: Callable[[int, float, float], None] | None = None,
-) -> TrainResult:
+) -> LifeTrainResult:
     """Train in place until every one of the 512 neighbourhoods is predicted right."""
     cfg = cfg or LifeTrainConfig()
     torch.manual_seed(cfg.seed)
@@ -93,10 +93,10 @@ def train_life(
         if acc == 1.0:
             break
     model.eval()
-    return TrainResult(history[-1]["accuracy"], len(history), history)
+    return LifeTrainResult(history[-1]["accuracy"], len(history), history)
 
 
-def save_checkpoint(path: Path, kind: str, model: nn.Module, result: TrainResult,
+def save_checkpoint(path: Path, kind: str, model: nn.Module, result: LifeTrainResult,
                     cfg: LifeTrainConfig) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"kind": kind, "state_dict": model.state_dict(), "config": asdict(cfg),
@@ -119,7 +119,7 @@ def load_checkpoint(path: Path) -> tuple[str, nn.Module]:
 
 def train_both(cfg: LifeTrainConfig, out: Path | None = None,
                on_epoch: Callable[[str, int, float, float], None] | None = None,
-               ) -> dict[str, tuple[nn.Module, TrainResult]]:
+               ) -> dict[str, tuple[nn.Module, LifeTrainResult]]:
     """Train the per-cell and the fully-convolutional network; save checkpoints under `out`."""
     trained = {}
     for kind, factory in FACTORIES.items():

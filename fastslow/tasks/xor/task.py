@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from fastslow.tasks.base import Task, TaskData, TrainConfig
+from fastslow.tasks.base import FitConfig, Task, TaskData
 from fastslow.tasks.xor.train import XorConfig, make_data
 from fastslow.zoo.models import xor_net
 
@@ -20,5 +20,5 @@ def xor_student(width: float) -> nn.Sequential:
 
 
 def xor_task() -> Task:
-    return Task("xor", xor_net, xor_data, "bce", TrainConfig(epochs=60, lr=1e-2, batch_size=32),
+    return Task("xor", xor_net, xor_data, "bce", FitConfig(epochs=60, lr=1e-2, batch_size=32),
                 make_student=xor_student, description="noisy continuous XOR, 2-4-1 tanh")

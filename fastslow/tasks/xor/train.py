@@ -56,6 +56,7 @@ class XorResult:
     epochs: int
     history: list[dict[str, float]] = field(default_factory=list)
     test: TensorDataset | None = None
+    saved: Any = field(default=None, repr=False)  # where the API stored the run
 
     def to_dict(self) -> dict[str, Any]:
         return {"test_accuracy": self.test_accuracy, "epochs": self.epochs,

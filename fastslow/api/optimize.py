@@ -1,0 +1,117 @@
+"""How to make it faster: `optimize` builds each pipeline of steps, judges every variant
+against the baseline (measured speed, size, accuracy), stores the run, and can save one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fastslow.api.measure import Store, store_whole
+from fastslow.env import environment
+from fastslow.errors import UserError, one_line, param_error
+from fastslow.measure.timer import TimerConfig
+from fastslow.optimize.judge import OptimizeReport, VariantResult
+from fastslow.optimize.judge import optimize as judge_all
+from fastslow.optimize.variants import DEFAULT_TRY, Context, Pipeline, parse_pipelines, pipeline_name
+from fastslow.specs import parse_args
+from fastslow.store.db import Record
+from fastslow.store.recorder import Saved, open_store
+from fastslow.tasks.base import FitConfig, Task
+from fastslow.tasks.registry import resolve_task
+
+
+@dataclass
+class OptimizeRun:
+    """The judged variants (`report`), on which task and model, and where it was stored/saved."""
+
+    report: OptimizeReport
+    task: str
+    spec: str | None
+    trained: bool  # the model was trained here (no weights were given)
+    manifest: dict[str, Any] | None = None  # what `save` wrote
+    saved: Saved | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.report.to_dict(), "task": self.task, "spec": self.spec, "trained": self.trained,
+                "saved_variant": self.manifest}
+
+
+def optimize(
+    spec: str | None = None,
+    task: str | Task = "digits",
+    pipelines: str | list[Pipeline] | None = None,
+    *,
+    args: dict[str, Any] | list[str] | None = None,
+    weights: str | None = None,
+    batch: int = 64,
+    threads: int = 1,
+    max_accuracy_drop: float = 1.0,
+    timer: TimerConfig | None = None,
+    seed: int = 0,
+    save: str | Path | None = None,
+    store: Store = True,
+    on_variant: Callable[[VariantResult], None] | None = None,
+    on_training: Callable[[str], None] | None = None,
+) -> OptimizeRun:
+    """Optimize `spec` (default: the task's own model) on `task`: the model is trained with the
+    task's loop unless `weights` are given; every pipeline is built and judged; with `save`, the
+    fastest accepted variant is written there as judged.
+
+        >>> run = optimize(task="xor", pipelines="int8-dynamic,onnx", store=False)  # doctest: +SKIP
+        >>> run.report.best().name  # doctest: +SKIP
+    """
+    if batch < 1:
+        raise param_error("batch", f"must be >= 1 (got {batch})")
+    if threads < 1:
+        raise param_error("threads", f"must be >= 1 (got {threads})")
+    if not math.isfinite(max_accuracy_drop) or max_accuracy_drop < 0:
+        raise param_error("max_accuracy_drop", f"must be a finite number >= 0 (got {max_accuracy_drop})")
+    parsed = parse_pipelines(DEFAULT_TRY if pipelines is None else pipelines) if not isinstance(pipelines, list) \
+        else pipelines
+    timer = timer or TimerConfig.preset("judge")
+    db = open_store(store)
+    the_task = resolve_task(task) if isinstance(task, str) else task
+    cfg = the_task.train_config
+    the_task.train_config = FitConfig(cfg.epochs, cfg.lr, cfg.batch_size, seed, cfg.weight_decay)
+    data = the_task.make_data(seed)
+    example = data.batch(batch)
+    if spec:
+        from fastslow.zoo import resolve_model
+
+        model = resolve_model(spec, parse_args(args) if isinstance(args, list) else args, weights).model
+    else:
+        model = the_task.build_model()
+    try:
+        with torch.inference_mode():
+            model.eval()(example)
+    except Exception as e:
+        raise UserError(f"model '{spec or the_task.name}' rejected the task's input {tuple(example.shape)}: "
+                        f"{one_line(e)}") from e
+    trained = not weights
+    if trained:
+        if on_training:
+            on_training(f"training {spec or 'the task model'} on the {the_task.name} task")
+        the_task.train(model, data)
+    ctx = Context(the_task, data, model.eval(), example, threads)
+    report = judge_all(ctx, parsed, max_accuracy_drop=max_accuracy_drop, timer=timer, on_variant=on_variant)
+    run = OptimizeRun(report, the_task.name, spec, trained)
+    best = report.best()
+    if save is not None:
+        if best is None:
+            raise UserError("'save': no variant was accepted, nothing to save")
+        from fastslow.optimize.save import save_variant
+
+        run.manifest = save_variant(Path(save), report.accepted_candidates[best.name], best.to_dict(),
+                                    {"task": the_task.name, "spec": spec, "seed": seed}, example)
+    run.saved = store_whole(db, Record(
+        "optimize", spec or f"task:{the_task.name}",
+        {"task": the_task.name, "try": ",".join(pipeline_name(p) for p in parsed), "batch": batch, "threads": threads,
+         "max_accuracy_drop": max_accuracy_drop, "seed": seed, "weights": weights},
+        environment(threads=threads), run.to_dict(), "ok",
+        f"best {best.name} {1 / best.latency_ratio:.2f}x" if best else "none accepted"))
+    return run

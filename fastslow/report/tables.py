@@ -1,0 +1,148 @@
+"""Every terminal table fastslow prints, built from the results' dicts: the commands only
+choose which to show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from fastslow.report.units import format_bytes, format_rate, format_seconds
+
+
+def _table(title: str, columns: list[str], left: tuple[str, ...] = ()) -> Table:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c, justify="left" if c in left else "right")
+    return t
+
+
+def stats_table(title: str, rows: list[dict[str, Any]], param_names: list[str]) -> Table:
+    """One row per bench point: params, latency distribution, throughput, memory, error."""
+    t = Table(title=title, title_justify="left")
+    for name in param_names:
+        t.add_column(name, justify="right")
+    for col in ("median", "IQR", "p10", "p90", "p99", "n", "items/s", "peak mem"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        params = [str(r["params"].get(n, "")) for n in param_names]
+        s = r.get("stats")
+        if s is None:
+            t.add_row(*params, "[red]failed[/red]", *["-"] * 7)
+            continue
+        mark = " [yellow]![/yellow]" if r.get("warnings") else ""
+        t.add_row(
+            *params, format_seconds(s["median_s"]) + mark, format_seconds(s["iqr_s"]),
+            format_seconds(s["p10_s"]), format_seconds(s["p90_s"]), format_seconds(s["p99_s"]),
+            str(s["n"]), format_rate(r.get("throughput_per_s")),
+            format_bytes(r.get("peak_mem_bytes")),
+        )
+    return t
+
+
+def compare_table(rows: list[tuple[str, dict[str, Any]]]) -> Table:
+    """(label, stats) for A and B."""
+    t = _table("interleaved comparison", ["", "median", "IQR", "p10", "p90", "n"])
+    for label, s in rows:
+        t.add_row(label, format_seconds(s["median_s"]), format_seconds(s["iqr_s"]),
+                  format_seconds(s["p10_s"]), format_seconds(s["p90_s"]), str(s["n"]))
+    return t
+
+
+def devices_table(found: list[dict[str, Any]]) -> Table:
+    t = _table("devices", ["device", "name", "details"], left=("device", "name", "details"))
+    for d in found:
+        details = {k: v for k, v in d.items() if k not in ("device", "name")}
+        if "memory_bytes" in details:
+            details["memory_bytes"] = format_bytes(details["memory_bytes"])
+        if "isa_flags" in details:
+            details["isa_flags"] = " ".join(details["isa_flags"])
+        t.add_row(d["device"], d["name"], "\n".join(f"{k}: {v}" for k, v in details.items()))
+    return t
+
+
+def peaks_table(peaks: list[Any]) -> Table:
+    t = _table("measured peaks", ["device", "what", "dtype", "rate", "size", "median", "threads"])
+    for p in peaks:
+        rate = format_rate(p.value, "FLOP/s" if p.kind == "matmul" else "B/s")
+        size = f"{p.size}²" if p.kind == "matmul" else format_bytes(p.size)
+        t.add_row(p.device, p.kind, p.dtype, rate, size, format_seconds(p.median_s), str(p.threads or "-"))
+    return t
+
+
+def history_table(path: Any, runs: list[Any]) -> Table:
+    cols = ["id", "when (UTC)", "command", "spec", "status", "summary", "device", "threads", "commit"]
+    t = _table(f"runs in {path}", cols, left=tuple(cols))
+    for r in runs:
+        status = {"killed": "[red]killed[/red]", "running": "[yellow]running[/yellow]",
+                  "failed": "[red]failed[/red]"}.get(r.status, r.status)
+        t.add_row(str(r.id), r.created_at[:19].replace("T", " "), r.command, r.spec or "-", status,
+                  r.summary, str(r.env.get("device", "-")), str(r.env.get("threads", "-")),
+                  (r.env.get("git_commit") or "-")[:12])
+    return t
+
+
+def zoo_table(entries: list[Any]) -> Table:
+    cols = ["spec", "inputs", "defaults", "description"]
+    t = _table("zoo", cols, left=tuple(cols))
+    for e in entries:
+        t.add_row(f"zoo:{e.name}", " ".join(e.inputs), " ".join(f"{k}={v}" for k, v in e.defaults.items()),
+                  e.description)
+    return t
+
+
+def _count(n: float) -> str:
+    return format_rate(n) if n else "0"
+
+
+def cost_table(rows: list[Any], total_flops: int, roofline: list[Any] | None) -> Table:
+    cols = ["module", "type", "params", "FLOPs", "share", "bytes", "FLOP/B"]
+    if roofline:
+        cols += ["bound", "lower bound", "measured", "of peak"]
+    t = _table("by module (cumulative over submodules)", cols, left=("module", "type"))
+    for i, m in enumerate(rows):
+        indent = "  " * (m.name.count(".") + 1 if m.name else 0)
+        cells = [indent + (m.name or "(model)"), m.type, f"{m.params:,}", _count(m.flops),
+                 f"{100 * m.flops / total_flops:.1f}%" if total_flops else "-", format_bytes(m.bytes),
+                 f"{m.flops / m.bytes:.2f}" if m.bytes else "-"]
+        if roofline:
+            r = roofline[i]
+            cells += [r.bound, format_seconds(r.lower_bound_s), format_seconds(r.measured_s),
+                      f"{100 * r.share_of_peak:.1f}%" if r.share_of_peak is not None else "-"]
+        t.add_row(*cells)
+    return t
+
+
+def arch_table(entries: list[dict[str, Any]], batch: int, threads: int) -> Table:
+    t = _table(f"architectures at batch {batch}, {threads} thread(s)",
+               ["model", "family", "params", "GFLOPs", "median", "IQR", "n", "items/s"], left=("model", "family"))
+    for e in entries:
+        t.add_row(e["spec"], e["family"], f"{e['params'] / 1e6:.1f} M", f"{e['flops'] / 1e9:.1f}",
+                  format_seconds(e["median_s"]), format_seconds(e["iqr_s"]), str(e["n"]),
+                  f"{e['throughput_per_s']:.1f}")
+    return t
+
+
+def steps_table(steps: list[tuple[str, Any]]) -> Table:
+    t = _table("optimization steps", ["step", "what it does"], left=("step", "what it does"))
+    for name, s in steps:
+        t.add_row(name, s.help)
+    return t
+
+
+def optimize_table(report: Any, title: str) -> Table:
+    cols = ["variant", "verdict", "latency", "vs fp32 eager", "95% CI", "size", "params", "accuracy", "max |diff|",
+            "reason"]
+    t = _table(title, cols, left=("variant", "verdict", "reason"))
+    b = report.baseline
+    t.add_row(("* " if b["pareto"] else "  ") + "baseline (fp32 eager)", "-", format_seconds(b["median_s"]), "1.00",
+              "", format_bytes(b["size_bytes"]), f"{b['params']:,}", f"{100 * b['accuracy']:.2f}%", "", "")
+    for v in report.variants:
+        colour = "green" if v.verdict == "accepted" else "red"
+        t.add_row(("* " if v.pareto else "  ") + v.name, f"[{colour}]{v.verdict}[/{colour}]",
+                  format_seconds(v.median_s), f"{v.latency_ratio:.2f}" if v.latency_ratio else "-",
+                  f"{v.ci95[0]:.2f}-{v.ci95[1]:.2f}" if v.ci95 else "", format_bytes(v.size_bytes),
+                  f"{v.params:,}" if v.params is not None else "-",
+                  f"{100 * v.accuracy:.2f}%" if v.accuracy is not None else "-",
+                  f"{v.max_abs_diff:.2g}" if v.max_abs_diff is not None else "-", v.reason)
+    return t
