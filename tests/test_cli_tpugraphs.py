@@ -34,8 +34,31 @@ def test_inspect_names_a_broken_file_and_key(cli, tmp_path):
     arrays["node_opcode"] = arrays["node_opcode"].astype(np.int64)
     bad.chmod(0o644)
     np.savez(bad, **arrays)
-    r = cli("tpugraphs", "inspect", str(tree))
+    r = cli("tpugraphs", "inspect", str(tree), "--json", "i.json")
     assert r.code == 2 and bad.name in r.err and "key 'node_opcode'" in r.err
+    assert "1 of 6 files" in r.err
+    files = json.loads((tmp_path / "i.json").read_text())["files"]
+    assert len(files) == 6  # every file reported, the good ones with their figures
+    assert sum(f["error"] is not None for f in files) == 1
+    assert all(f["nodes"] > 0 for f in files if f["error"] is None)
+
+
+def test_training_that_diverges_stops_with_one_line(cli, tmp_path):
+    cli("tpugraphs", "synth", "--out", "s", "--train", "8", "--valid", "2", "--test", "0")
+    r = cli("tpugraphs", "train", "--data", "s", "--out", "run", "--epochs", "2", "--lr", "1e30",
+            "--model", "late-sage", "--loss", "mse", "--no-cache")
+    assert r.code == 2, r.out + r.err
+    assert "training diverged: the loss is" in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_cache_lives_beside_the_database(cli, tmp_path):
+    cli("tpugraphs", "synth", "--out", "s", "--train", "4", "--valid", "1", "--test", "0")
+    r = cli("--db", "elsewhere/r.db", "tpugraphs", "train", "--data", "s", "--out", "run", "--epochs", "1",
+            "--model", "late-sage")
+    assert r.code == 0, r.err
+    assert list((tmp_path / "elsewhere" / "tpugraphs-cache").glob("graphs-*.pt"))
+    assert not (tmp_path / ".fastslow").exists()
 
 
 def test_synth_train_eval_ensemble_predict(cli, tmp_path):

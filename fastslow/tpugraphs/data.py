@@ -88,7 +88,7 @@ def find_files(root: str | Path) -> list[FileInfo]:
         info = classify(p.resolve())
         if info is None:
             raise UserError(f"{p}: not inside a TpuGraphs tree (expected .../tile/xla/SPLIT/ or "
-                            ".../layout/{{xla,nlp}}/{{default,random}}/SPLIT/)")
+                            ".../layout/{xla,nlp}/{default,random}/SPLIT/)")
         found.append(info)
     if not found:
         raise UserError(f"data folder {root}: no .npz files found")
@@ -111,7 +111,10 @@ def validate(path: Path, kind: str, arrays: dict[str, np.ndarray]) -> None:
     _check(n > 0, path, "node_feat", "no nodes")
     _check(arrays["node_feat"].shape[1] == NODE_FEATS, path, "node_feat",
            f"shape {arrays['node_feat'].shape}, expected (nodes, {NODE_FEATS})")
-    _check(bool(np.isfinite(arrays["node_feat"]).all()), path, "node_feat", "contains NaN or infinity")
+    for key, a in arrays.items():  # every float array, named by key: NaN would train to a NaN loss
+        if a.dtype.kind == "f":
+            _check(bool(np.isfinite(a).all()), path, key, f"contains NaN or infinity "
+                                                          f"({int((~np.isfinite(a)).sum())} values)")
     _check(arrays["node_opcode"].shape == (n,), path, "node_opcode",
            f"shape {arrays['node_opcode'].shape}, expected ({n},)")
     e = arrays["edge_index"]
@@ -237,12 +240,16 @@ def load_graphs(
     file changed."""
     cache_path = cache_dir / f"graphs-{_cache_key(infos, dedupe)}.pt" if cache_dir else None
     if cache_path is not None and cache_path.is_file():
-        blob = torch.load(cache_path, weights_only=True)
-        graphs = [_from_cache(g) for g in blob["graphs"]]
-        for i in infos:
-            if on_file:
-                on_file(i)
-        return graphs
+        try:
+            blob = torch.load(cache_path, weights_only=True)
+            graphs = [_from_cache(g) for g in blob["graphs"]]
+        except Exception:  # noqa: BLE001  (a truncated or corrupted entry: a miss, rebuilt below)
+            cache_path.unlink(missing_ok=True)
+        else:
+            for i in infos:
+                if on_file:
+                    on_file(i)
+            return graphs
 
     def one(info: FileInfo) -> Any:
         g = build_graph(info, load_arrays(info), dedupe)

@@ -167,6 +167,9 @@ def train(cfg: RankerConfig, train_graphs: list[Prepared], valid_graphs: list[Pr
             loss_sum += loss.detach()
             result.configs_scored += rows.numel()
         epoch_loss = float(loss_sum) / steps_per_epoch
+        if not math.isfinite(epoch_loss):
+            raise UserError(f"training diverged: the loss is {epoch_loss} in epoch {epoch} (lr {cfg.lr}); lower "
+                            "the learning rate or check the data with `fastslow tpugraphs inspect`")
         train_s += time.perf_counter() - t_epoch
         row: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss, "train_s": train_s, "lr": sched.get_last_lr()[0]}
         if rank == 0 and valid_graphs:

@@ -48,6 +48,9 @@ def _corrupt(tmp_path, fixtures, key, value):
     ("edge_index", lambda a: a + 5, "key 'edge_index': node ids must lie in [0, 2)"),
     ("config_runtime_normalizers", lambda a: a * 0, "key 'config_runtime_normalizers': must be positive"),
     ("node_feat", lambda a: a[:, :10], "key 'node_feat': shape (2, 10)"),
+    ("config_feat", lambda a: np.where(np.arange(a.size).reshape(a.shape) == 3, np.nan, a).astype(np.float32),
+     "key 'config_feat': contains NaN or infinity (1 values)"),
+    ("node_feat", lambda a: np.full_like(a, np.inf), "key 'node_feat': contains NaN or infinity"),
 ])
 def test_validation_names_file_and_key(tmp_path, fixtures, key, value, fragment):
     infos = _corrupt(tmp_path, fixtures, key, value)
@@ -70,10 +73,22 @@ def test_layout_validation(tmp_path, fixtures):
         load_arrays(info)
 
 
+def test_layout_config_features_must_be_finite(tmp_path, fixtures):
+    src = next(i for i in find_files(fixtures) if i.kind == "layout" and i.split == "test")
+    folder = tmp_path / "npz" / "layout" / "xla" / "default" / "train"
+    folder.mkdir(parents=True)
+    arrays = load_arrays(src)
+    arrays["node_config_feat"][0, 0, 0] = np.nan
+    np.savez(folder / "nan.npz", **arrays)
+    with pytest.raises(UserError, match="nan.npz: key 'node_config_feat': contains NaN or infinity"):
+        load_arrays(find_files(tmp_path)[0])
+
+
 def test_outside_a_tree_and_missing_folder(tmp_path):
     np.savez(tmp_path / "loose.npz", a=np.zeros(1))
-    with pytest.raises(UserError, match="not inside a TpuGraphs tree"):
+    with pytest.raises(UserError, match="not inside a TpuGraphs tree") as e:
         find_files(tmp_path)
+    assert ".../layout/{xla,nlp}/{default,random}/SPLIT/" in str(e.value)
     with pytest.raises(UserError, match="not found"):
         find_files(tmp_path / "nowhere")
 
@@ -145,3 +160,15 @@ def test_truncated_file_is_refused_by_name(tmp_path, fixtures):
     infos[0].path.write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="bad.npz: not a readable .npz file"):
         load_arrays(infos[0])
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b"garbage" * 100])
+def test_a_corrupted_cache_entry_is_a_miss_that_is_rebuilt(tmp_path, synthetic, damage):
+    infos = find_files(synthetic)
+    cache = tmp_path / "cache"
+    first = load_tile_graphs(infos, cache_dir=cache)
+    (entry,) = cache.glob("graphs-*.pt")
+    entry.write_bytes(damage(entry.read_bytes()))
+    again = load_tile_graphs(infos, cache_dir=cache)
+    assert [g.name for g in again] == [g.name for g in first]
+    assert torch.load(entry, weights_only=True)["graphs"]  # rewritten whole
