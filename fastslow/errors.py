@@ -24,3 +24,12 @@ def param_error(param: str, problem: str) -> UserError:
     """A bad value of a library parameter, named as the library names it ('threads' must be ...);
     the CLI rewrites the quoted name to the option that set it (--threads must be ...)."""
     return UserError(f"'{param}' {problem}")
+
+
+def check_number(param: str, value: float, *, low: float = 0.0, low_open: bool = True) -> None:
+    """A float parameter must be finite and above `low` (or at least `low` when not `low_open`):
+    NaN and infinity are refused by name, since every comparison with NaN is False."""
+    import math
+
+    if not math.isfinite(value) or (value <= low if low_open else value < low):
+        raise param_error(param, f"must be a finite number {'>' if low_open else '>='} {low:g} (got {value})")

@@ -172,3 +172,36 @@ def test_devices_peak_is_stored(cli, tmp_path):
 def test_zoo_lists_models(cli):
     r = cli("zoo")
     assert r.code == 0 and "zoo:mlp" in r.out and "zoo:convnet" in r.out
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["bench", "zoo:mlp", "--min-time", "nan"], "--min-time is out of range (got nan)"),
+    (["bench", "zoo:mlp", "--max-time", "inf"], "--max-time is out of range (got inf)"),
+    (["bench", "zoo:mlp", "--precision", "nan"], "--precision is out of range (got nan)"),
+    (["compare", "zoo:mlp", "--max-time", "-inf"], "is out of range (got -inf)"),
+    (["bench", "zoo:mlp", "--input", "0x256"], "dimension 0 is empty"),
+    (["bench", "zoo:mlp", "--set", "B=2", "--set", "B=3"], "B is already set to 2"),
+    (["bench", "zoo:mlp", "--sweep", "B=1..99999999999999999999"], "goes past"),
+    (["bench", "zoo:mlp", "--json", "."], "--json .: is a directory"),
+    (["bench", "zoo:mlp", "--plot", "p.png"], "--plot draws time against a swept size: give a --sweep"),
+    (["bench", "zoo:mlp", "--sweep", "B=0,16", "--plot", "p.png"], "sizes must lie in 1.."),
+    (["optimize", "--task", "xor", "--max-accuracy-drop", "nan"], "--max-accuracy-drop must be a finite number"),
+    (["optimize", "--task", "xor", "--try", "prune-random:abc"], "the amount must be a number"),
+    (["optimize", "--task", "xor", "--try", ""], "--try has no steps"),
+    (["life", "play", "--interval", "nan", "--no-render"], "--interval a finite number"),
+    (["xor", "train", "--lr", "nan"], "--lr must be a finite number > 0"),
+    (["life", "train", "--lr", "inf"], "--lr must be a finite number > 0"),
+])
+def test_bad_values_are_refused_before_any_work(cli, tmp_path, args, fragment):
+    r = cli(*args)
+    assert r.code == 2, r.out + r.err
+    lines = [ln for ln in r.err.splitlines() if ln.startswith("fastslow: error:")]
+    assert len(lines) == 1 and fragment in lines[0], r.err
+    assert not (tmp_path / ".fastslow").exists()  # nothing was measured, trained or stored
+
+
+def test_json_dash_is_one_json_document_on_stdout(cli):
+    for args in (["zoo"], ["bench", "zoo:xor", *FAST_CLI], ["history"], ["show", "1"], ["devices"]):
+        r = cli(*args, "--json", "-")
+        assert r.code == 0, r.err
+        json.loads(r.out)

@@ -153,6 +153,7 @@ def flagged(message: str, flags: dict[str, str]) -> str:
 
 
 def _terminate(signum: int, frame: Any) -> None:
+    state["terminated"] = True  # typer turns any KeyboardInterrupt into exit 130; this says which it was
     raise Terminated()
 
 
@@ -160,6 +161,7 @@ def run(argv: list[str] | None = None) -> None:
     """Run the app: bad input is one line on stderr and exit 2; Ctrl-C exits 130 and SIGTERM 143,
     after the command has stored what it finished."""
     previous = signal.signal(signal.SIGTERM, _terminate)
+    state["terminated"] = False
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="fastslow", standalone_mode=False)
@@ -172,14 +174,15 @@ def run(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except (typer.Abort, KeyboardInterrupt) as e:
-        # click turns Ctrl-C (and our SIGTERM, a KeyboardInterrupt) into Abort; the cause says which.
-        terminated = isinstance(e, Terminated) or isinstance(e.__cause__, Terminated)
+    except (typer.Abort, KeyboardInterrupt):
+        code = 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code == 130:  # Ctrl-C or SIGTERM: what the command finished is stored (and shown)
+        terminated = state["terminated"]
         print(f"fastslow: {'terminated (SIGTERM)' if terminated else 'interrupted'}: finished work was kept",
               file=sys.stderr)
         sys.exit(143 if terminated else 130)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if isinstance(code, int) and code:
         sys.exit(code)
 

@@ -25,7 +25,7 @@ from fastslow.cli.app import (
     state,
     timer,
 )
-from fastslow.errors import UserError
+from fastslow.errors import Terminated, UserError
 
 
 def _check_plot_path(plot: str | None, sweeps: dict[str, list[int]]) -> None:
@@ -101,7 +101,7 @@ def bench(
             say(f"plot written to {plot}")
     report_saved(result.saved, payload, json_out, "bench")
     if result.interrupted:
-        raise KeyboardInterrupt
+        raise Terminated() if result.stop_signal == "SIGTERM" else KeyboardInterrupt()
     if result.status == "failed":
         first = result.points[0]
         raise UserError(f"model '{spec}' failed at {first.params or 'its inputs'}: {first.error}")

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from fastslow.env import environment
-from fastslow.errors import UserError, one_line, param_error
+from fastslow.errors import Terminated, UserError, one_line, param_error
 from fastslow.measure.compare import Comparison, compare
 from fastslow.measure.devices import require_device
 from fastslow.measure.stats import Measurement
@@ -56,6 +56,10 @@ class ModelSource:
     inputs: list[str] = field(default_factory=list)
     args: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
+
+    def __post_init__(self) -> None:
+        for text in self.inputs:  # a malformed shape is refused before anything is built or opened
+            parse_input(text)
 
     def resolve(self) -> tuple[ResolvedModel, list[InputSpec]]:
         resolved = resolve_model(self.spec, self.args, self.weights)
@@ -184,6 +188,7 @@ class BenchResult:
     points: list[Point]
     fit: PowerLawFit | None = None
     interrupted: bool = False
+    stop_signal: str | None = None  # "SIGINT" or "SIGTERM" when interrupted
     saved: Saved | None = field(default=None, repr=False)  # where the API stored the run
 
     @property
@@ -289,8 +294,9 @@ def run_bench(
             result.points.append(point)
             if on_point:
                 on_point(point, i + 1, len(combos))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         result.interrupted = True
+        result.stop_signal = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
     fit_data = fit_symbol_values(result.points, list(sweeps), fit_symbol)
     if fit_data:
         result.fit = fit_power_law(*fit_data)

@@ -4,9 +4,11 @@ mask, since graphs contribute different numbers of configurations."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
-LOSSES = ("mse", "listmle", "hinge")
+from fastslow.registry import Registry
 
 
 def mse(scores: torch.Tensor, runtime: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -43,5 +45,12 @@ def hinge(scores: torch.Tensor, runtime: torch.Tensor, mask: torch.Tensor, margi
     return violation.mean() if violation.numel() else scores.sum() * 0
 
 
-def loss_fn(name: str):
-    return {"mse": mse, "listmle": listmle, "hinge": hinge}[name]
+LOSS_FNS: Registry[Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("loss")
+LOSS_FNS.add("mse", mse)
+LOSS_FNS.add("listmle", listmle)
+LOSS_FNS.add("hinge", hinge)
+LOSSES = tuple(LOSS_FNS)
+
+
+def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    return LOSS_FNS.get(name)

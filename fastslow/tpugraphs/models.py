@@ -30,11 +30,32 @@ from torch import nn
 from torch_geometric.nn import GATConv, GCNConv
 from torch_geometric.utils import scatter
 
-from fastslow.errors import UserError
+from fastslow.errors import UserError, param_error
+from fastslow.registry import Registry
 from fastslow.tpugraphs.data import LAYOUT_CONFIG_FEATS, NODE_FEATS, TILE_CONFIG_FEATS
 
-MODELS = ("late-sage", "early-sage", "early-gcn", "early-gat")
 OPCODES = 256  # node_opcode is uint8
+
+
+@dataclass(frozen=True)
+class RankerSpec:
+    """How a ranker is built: where the configuration joins, and which graph layer it uses."""
+
+    early: bool  # configuration features added to every node before message passing
+    conv: str  # a name in CONVS, or "sage" (the fused SAGELayer)
+
+
+RANKERS: Registry[RankerSpec] = Registry("ranker")
+RANKERS.add("late-sage", RankerSpec(early=False, conv="sage"))  # the notebook's
+RANKERS.add("early-sage", RankerSpec(early=True, conv="sage"))
+RANKERS.add("early-gcn", RankerSpec(early=True, conv="gcn"))
+RANKERS.add("early-gat", RankerSpec(early=True, conv="gat"))
+MODELS = tuple(RANKERS)
+
+# PyG layers by name: a new one is one registered function of the hidden width.
+CONVS: Registry[Callable[[int], nn.Module]] = Registry("graph layer")
+CONVS.add("gcn", lambda dim: GCNConv(dim, dim, add_self_loops=True))
+CONVS.add("gat", lambda dim: GATConv(dim, dim, heads=1, add_self_loops=True))
 
 # torch warns once that CSR support is "beta"; the two products used here are covered by tests.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
@@ -115,27 +136,19 @@ class SAGELayer(nn.Module):
         return self.lin(torch.cat([adj.mean(h), h], 1))
 
 
-def _conv(kind: str, dim: int) -> nn.Module:
-    if kind == "gcn":
-        return GCNConv(dim, dim, add_self_loops=True)
-    if kind == "gat":
-        return GATConv(dim, dim, heads=1, add_self_loops=True)
-    raise UserError(f"unknown graph layer '{kind}' (gcn, gat; sage is SAGELayer)")
-
-
 class TileRanker(nn.Module):
     def __init__(self, model: str = "early-sage", hidden: int = 64, layers: int = 3, opcode_dim: int = 16,
                  bidirectional: bool = True, layout: bool = False) -> None:
         super().__init__()
-        if model not in MODELS:
-            raise UserError(f"--model '{model}': unknown (known: {', '.join(MODELS)})")
-        if layout and not model.startswith("early"):
-            raise UserError(f"--model {model}: layout configurations belong to nodes, so they must be joined "
-                            "early (early-sage, early-gcn, early-gat)")
+        spec = RANKERS.get(model)
+        if layout and not spec.early:
+            early = ", ".join(n for n, s in RANKERS.items() if s.early)
+            raise param_error("model", f"value '{model}': layout configurations belong to nodes, so they must be "
+                                       f"joined early ({early})")
         if layers < 1 or hidden < 1:
             raise UserError(f"'layers' and 'hidden' must be >= 1 (got {layers}, {hidden})")
-        join, conv = model.split("-")
-        self.model, self.early, self.layout = model, join == "early", layout
+        conv = spec.conv
+        self.model, self.early, self.layout = model, spec.early, layout
         self.hidden, self.layers, self.bidirectional = hidden, layers, bidirectional
         self.opcode = nn.Embedding(OPCODES, opcode_dim)
         self.node_in = nn.Linear(NODE_FEATS + opcode_dim, hidden)
@@ -144,8 +157,9 @@ class TileRanker(nn.Module):
         if self.sage:
             self.convs = nn.ModuleList(SAGELayer(hidden, 2 if bidirectional else 1) for _ in range(layers))
         else:
-            self.forward_convs = nn.ModuleList(_conv(conv, hidden) for _ in range(layers))
-            self.backward_convs = nn.ModuleList(_conv(conv, hidden) for _ in range(layers)) if bidirectional else None
+            make = CONVS.get(conv)
+            self.forward_convs = nn.ModuleList(make(hidden) for _ in range(layers))
+            self.backward_convs = nn.ModuleList(make(hidden) for _ in range(layers)) if bidirectional else None
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         # The head's first layer on [pooled graph (2h); configuration (h)] for late join is kept
         # as two parts: the graph part runs once per graph and is gathered to its pairs, so each

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from fastslow.errors import UserError, one_line
+from fastslow.errors import UserError, check_number, one_line, param_error
 from fastslow.measure.devices import require_device
 from fastslow.tpugraphs.batching import GraphBank, Prepared, dense_groups, prepare
 from fastslow.tpugraphs.data import LayoutGraph, TileGraph
 from fastslow.tpugraphs.features import TileNormalizer
-from fastslow.tpugraphs.losses import LOSSES, loss_fn
+from fastslow.tpugraphs.losses import LOSS_FNS, loss_fn
 from fastslow.tpugraphs.metrics import RankingReport
-from fastslow.tpugraphs.models import MODELS, TileRanker
+from fastslow.tpugraphs.models import RANKERS, TileRanker
 
 
 @dataclass
@@ -50,18 +50,18 @@ class RankerConfig:
     def __post_init__(self) -> None:
         known = ("tile:xla", "layout:xla:default", "layout:xla:random", "layout:nlp:default", "layout:nlp:random")
         if self.collection not in known:
-            raise UserError(f"--collection {self.collection}: unknown (known: {', '.join(known)})")
-        if self.model not in MODELS:
-            raise UserError(f"--model '{self.model}': unknown (known: {', '.join(MODELS)})")
-        if self.loss not in LOSSES:
-            raise UserError(f"--loss '{self.loss}': unknown (known: {', '.join(LOSSES)})")
+            raise param_error("collection", f"value '{self.collection}' is unknown (known: {', '.join(known)})")
+        RANKERS.get(self.model)  # unknown names list the known ones
+        LOSS_FNS.get(self.loss)
         for name in ("epochs", "batch_graphs", "configs_per_graph", "hidden", "layers"):
             if getattr(self, name) < 1:
                 raise UserError(f"'{name}' must be >= 1 (got {getattr(self, name)})")
         if self.layout_hops < 0:
-            raise UserError(f"--layout-hops must be >= 0 (got {self.layout_hops})")
+            raise param_error("layout_hops", f"must be >= 0 (got {self.layout_hops})")
         if self.layout_hops and not self.layout:
-            raise UserError(f"--layout-hops crops layout graphs; {self.collection} is not a layout collection")
+            raise param_error("layout_hops", f"crops layout graphs; {self.collection} is not a layout collection")
+        check_number("lr", self.lr)
+        check_number("clip", self.clip)
 
 
     @property

@@ -53,7 +53,7 @@ def test_bidirectional_has_its_own_weights():
     one = sum(p.numel() for p in TileRanker("early-sage", 16, 2, bidirectional=False).parameters())
     two = sum(p.numel() for p in TileRanker("early-sage", 16, 2, bidirectional=True).parameters())
     assert two > one
-    with pytest.raises(UserError, match="--model 'nope'"):
+    with pytest.raises(UserError, match="unknown ranker 'nope' \\(known: late-sage, early-sage"):
         TileRanker("nope")
 
 
@@ -104,7 +104,7 @@ def test_config_rejects_what_is_not_supported():
         RankerConfig(collection="layout:tpu:default")
     with pytest.raises(UserError, match="must be joined early"):
         TileRanker("late-sage", layout=True)
-    with pytest.raises(UserError, match="--loss 'l1'"):
+    with pytest.raises(UserError, match="unknown loss 'l1'"):
         RankerConfig(loss="l1")
     with pytest.raises(UserError, match="'epochs' must be >= 1"):
         RankerConfig(epochs=0)

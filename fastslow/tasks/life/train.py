@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastslow.errors import UserError
+from fastslow.errors import UserError, check_number
 from fastslow.specs import load_torch_file
 from fastslow.tasks.life.rules import all_neighbourhoods
 from fastslow.zoo.life import fc_net, percell_net
@@ -31,8 +31,8 @@ class LifeTrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"'{name}' must be >= 1 (got {getattr(self, name)})")
-        if self.lr <= 0:
-            raise UserError(f"'lr' must be > 0 (got {self.lr})")
+        check_number("lr", self.lr)
+        check_number("momentum", self.momentum, low_open=False)
 
 
 @dataclass

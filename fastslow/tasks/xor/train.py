@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fastslow.errors import UserError
+from fastslow.errors import UserError, check_number
 from fastslow.zoo.models import xor_net
 
 
@@ -32,8 +32,9 @@ class XorConfig:
         for name in ("n_train", "n_test", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"'{name}' must be >= 1 (got {getattr(self, name)})")
-        if self.noise < 0:
-            raise UserError(f"'noise' must be >= 0 (got {self.noise})")
+        check_number("noise", self.noise, low_open=False)
+        check_number("lr", self.lr)
+        check_number("momentum", self.momentum, low_open=False)
 
 
 def make_data(n: int, noise: float, seed: int) -> TensorDataset:
