@@ -78,13 +78,13 @@ def parse_input(text: str) -> InputSpec:
     shape_text, _, rest = text.strip().partition(":")
     dtype_text, _, high_text = rest.partition(":")
     if not shape_text:
-        raise UserError(f"--input '{text}': empty shape; expected e.g. Bx3x32x32[:float32]")
+        raise UserError(f"'inputs' value '{text}': empty shape; expected e.g. Bx3x32x32[:float32]")
     dims: list[int | str] = []
     for part in shape_text.split("x"):
         part = part.strip()
         if part.isdigit():
             if int(part) < 1:
-                raise UserError(f"--input '{text}': dimension {part} is empty; every dimension must be >= 1")
+                raise UserError(f"'inputs' value '{text}': dimension {part} is empty; every dimension must be >= 1")
             dims.append(int(part))
         elif _SYMBOL.fullmatch(part):
             dims.append(part)
@@ -103,9 +103,9 @@ def parse_input(text: str) -> InputSpec:
     high = None
     if high_text:
         if not high_text.isdigit() or int(high_text) < 1:
-            raise UserError(f"--input '{text}': integer bound '{high_text}' must be a positive integer")
+            raise UserError(f"'inputs' value '{text}': integer bound '{high_text}' must be a positive integer")
         if dtype.is_floating_point or dtype == torch.bool:
-            raise UserError(f"--input '{text}': a bound is only meaningful for integer dtypes")
+            raise UserError(f"'inputs' value '{text}': a bound is only meaningful for integer dtypes")
         high = int(high_text)
     return InputSpec(text.strip(), tuple(dims), dtype, high)
 
@@ -117,7 +117,7 @@ def parse_args(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key.isidentifier():
-            raise UserError(f"--arg '{item}' must look like NAME=VALUE")
+            raise UserError(f"'args' value '{item}' must look like NAME=VALUE")
         try:
             out[key] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
@@ -168,7 +168,7 @@ def build_module(spec: str, target: Any, args: dict[str, Any]) -> nn.Module:
     """`target` (a module instance, a class or a factory) built with `args`, as an nn.Module."""
     if isinstance(target, nn.Module):
         if args:
-            raise UserError(f"model '{spec}' is a module instance; it takes no --arg")
+            raise UserError(f"model '{spec}' is a module instance; it takes no constructor arguments")
         return target
     if not callable(target):
         raise UserError(f"model '{spec}' is a {type(target).__name__}, not a class or factory")

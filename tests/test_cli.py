@@ -96,7 +96,7 @@ def test_interrupt_keeps_the_finished_points(cli, tmp_path, flaky):
     (["bench", "zoo:nope"], "unknown zoo model 'nope'"),
     (["bench", "missing.py:Net"], "missing.py: not found"),
     (["bench", "zoo:mlp", "--input", "8x3"], "mat1 and mat2 shapes cannot be multiplied"),
-    (["bench", "zoo:mlp", "--sweep", "B=1,x"], "--sweep B"),
+    (["bench", "zoo:mlp", "--sweep", "B=1,x"], "--sweep value B: '1,x' is not a comma-separated list"),
     (["bench", "zoo:convnet", "--input", "Bx3xHxW:nope"], "unknown dtype 'nope'"),
     (["bench", "zoo:convnet", "--input", "Bx3xQxQ"], "symbol Q has no value"),
     (["bench", "zoo:mlp", "--set", "Z=3"], "symbol Z does not appear"),

@@ -39,7 +39,7 @@ def test_life_study_json_and_plot(cli, tmp_path, life_dir):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["life", "study", "--predictors", "rule_torch,bogus"], "unknown 'bogus'"),
+    (["life", "study", "--predictors", "rule_torch,bogus"], "--predictors value 'bogus' is unknown"),
     (["life", "study", "--sizes", "8..2"], "--sizes"),
     (["life", "study", "--models", "nowhere"], "nowhere/percell.pt: not found"),
     (["life", "play", "--predictor", "magic"], "--predictor 'magic'"),
@@ -48,6 +48,7 @@ def test_life_study_json_and_plot(cli, tmp_path, life_dir):
 def test_life_bad_input(cli, args, fragment):
     r = cli(*args)
     assert r.code == 2 and fragment in r.err, r.err
+    assert "training the per-cell" not in r.err  # refused before training
 
 
 def test_life_play_check_passes_and_fails(cli, tmp_path, life_dir):

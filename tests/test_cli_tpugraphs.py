@@ -72,7 +72,7 @@ def test_synth_train_eval_ensemble_predict(cli, tmp_path):
     assert cli("tpugraphs", "train", *common, "--out", "runs/b", "--model", "late-sage", "--loss", "mse").code == 0
     assert cli("tpugraphs", "train", *common, "--out", "runs/c", "--model", "early-gat").code == 0
     r = cli("tpugraphs", "train", *common, "--out", "runs/x", "--device", "cuda:99")
-    assert r.code == 2 and "--device cuda:99: not available" in r.err and not (tmp_path / "runs" / "x").exists()
+    assert r.code == 2 and "--device value 'cuda:99' is not available" in r.err and not (tmp_path / "runs" / "x").exists()
     r = cli("tpugraphs", "eval", "runs/a", "--split", "valid", "--json", "e.json")
     assert r.code == 0, r.err
     e = json.loads((tmp_path / "e.json").read_text())
@@ -123,7 +123,7 @@ def test_predict_ids_match_the_competition(cli, tmp_path):
     (["train", "--data", str(FIXTURES), "--out", "r", "--layout-hops", "2"], "tile:xla is not a layout collection"),
     (["train", "--data", str(FIXTURES), "--out", "r", "--collection", "layout:xla:default", "--layout-hops", "-1"],
      "--layout-hops must be >= 0"),
-    (["train", "--data", str(FIXTURES), "--out", "r", "--device", "gpu"], "--device 'gpu' is not a device name"),
+    (["train", "--data", str(FIXTURES), "--out", "r", "--device", "gpu"], "--device value 'gpu' is not a device name"),
     (["eval", "no-such-run"], "run no-such-run: not found"),
     (["ensemble", "only-one", "--out", "x"], "two or more runs"),
 ])

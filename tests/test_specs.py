@@ -40,7 +40,7 @@ def test_inputs_are_reproducible():
 def test_parse_args_literals_and_strings():
     assert parse_args(["n=3", "f=0.5", "flag=True", "name=abc", "t=(1, 2)"]) == {
         "n": 3, "f": 0.5, "flag": True, "name": "abc", "t": (1, 2)}
-    with pytest.raises(UserError, match="--arg"):
+    with pytest.raises(UserError, match="'args' value .novalue. must look like NAME=VALUE"):
         parse_args(["novalue"])
 
 

@@ -93,11 +93,13 @@ def life_study(
     from fastslow.measure.sweep import parse_values
     from fastslow.report import output
     from fastslow.report.study import plot_study, study_lines, study_table
+    from fastslow.tasks.life.study import check_study
 
     if threads < 1:
         raise UserError(f"--threads must be >= 1 (got {threads})")
     size_list = tuple(parse_values(sizes, what="--sizes"))
     names = tuple(p.strip() for p in predictors.split(",") if p.strip())
+    check_study(size_list, names)  # before the networks are trained
     output.check_json_path(json_out)
     the_timer = timer("study", min_time, max_time)
     if not models:

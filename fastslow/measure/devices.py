@@ -92,9 +92,9 @@ def require_device(device: str) -> torch.device:
     try:
         d = torch.device(device)
     except RuntimeError:
-        raise UserError(f"--device '{device}' is not a device name") from None
+        raise UserError(f"'device' value '{device}' is not a device name") from None
     if not device_available(device):
-        raise UserError(f"--device {device}: not available on this machine")
+        raise UserError(f"'device' value '{device}' is not available on this machine")
     return d
 
 

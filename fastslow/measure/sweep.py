@@ -73,25 +73,25 @@ def parse_assignment(text: str, *, option: str) -> tuple[str, str]:
 def parse_sweeps(items: list[str]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for item in items:
-        name, value = parse_assignment(item, option="--sweep")
+        name, value = parse_assignment(item, option="'sweeps' value")
         if name in out:
-            raise UserError(f"--sweep '{item}': symbol {name} is swept twice")
-        out[name] = parse_values(value, what=f"--sweep {name}")
+            raise UserError(f"'sweeps' value '{item}': symbol {name} is swept twice")
+        out[name] = parse_values(value, what=f"'sweeps' value {name}")
     return out
 
 
 def parse_sets(items: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items:
-        name, value = parse_assignment(item, option="--set")
+        name, value = parse_assignment(item, option="'sets' value")
         if name in out:
-            raise UserError(f"--set '{item}': {name} is already set to {out[name]}; give each symbol once")
+            raise UserError(f"'sets' value '{item}': {name} is already set to {out[name]}; give each symbol once")
         try:
             out[name] = int(value)
         except ValueError:
-            raise UserError(f"--set '{item}': value '{value}' is not an integer") from None
+            raise UserError(f"'sets' value '{item}': '{value}' is not an integer") from None
         if not 1 <= out[name] <= MAX_SIZE:
-            raise UserError(f"--set '{item}': a size must lie in 1..{MAX_SIZE:,}")
+            raise UserError(f"'sets' value '{item}': a size must lie in 1..{MAX_SIZE:,}")
     return out
 
 

@@ -20,7 +20,7 @@ def _save(fig: Any, path: str | Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, bbox_inches="tight")
     except OSError as e:
-        raise UserError(f"--plot {path}: cannot write ({e.strerror or e})") from None
+        raise UserError(f"plot file {path}: cannot write ({e.strerror or e})") from None
     finally:
         plt.close(fig)
     return path

@@ -19,7 +19,7 @@ def test_parse_values_lists_and_doubling_ranges():
 
 @pytest.mark.parametrize("bad", ["H", "H=", "=3", "H=a,b", "H=8..2", "1H=3"])
 def test_malformed_sweeps_name_the_problem(bad):
-    with pytest.raises(UserError, match="--sweep"):
+    with pytest.raises(UserError, match="'sweeps' value"):
         parse_sweeps([bad])
 
 

@@ -95,7 +95,7 @@ def test_training_on_cuda_gives_a_checkpoint_that_scores_on_cpu(prepared, tmp_pa
 
 def test_training_on_a_missing_device_is_refused(prepared):
     _, train_g, _ = prepared
-    with pytest.raises(UserError, match="--device cuda:99: not available"):
+    with pytest.raises(UserError, match="'device' value .cuda:99. is not available"):
         train(RankerConfig(epochs=1), train_g, device="cuda:99")
 
 

@@ -103,6 +103,17 @@ class StudyResult:
                 "checks": self.checks, "threads": self.threads}
 
 
+def check_study(sizes: tuple[int, ...], predictors: tuple[str, ...]) -> None:
+    unknown = [p for p in predictors if p not in PREDICTORS]
+    if unknown:
+        raise UserError(f"'predictors' value '{unknown[0]}' is unknown (known: {', '.join(PREDICTORS)})")
+    if not predictors:
+        raise UserError("'predictors' is empty")
+    bad = [s for s in sizes if s < 1]
+    if bad:
+        raise UserError(f"'sizes' must all be >= 1 (got {bad[0]})")
+
+
 def run_study(
     models: LifeModels, *, sizes: tuple[int, ...] = DEFAULT_SIZES,
     predictors: tuple[str, ...] = PREDICTORS, threads: int = 1, loop_max_cells: int = 64 * 64,
@@ -110,12 +121,7 @@ def run_study(
     on_row: Callable[[StudyRow], None] | None = None,
 ) -> StudyResult:
     """Time and check every predictor at every size; fit time against grid side per predictor."""
-    unknown = [p for p in predictors if p not in PREDICTORS]
-    if unknown:
-        raise UserError(f"--predictors: unknown '{unknown[0]}' (known: {', '.join(PREDICTORS)})")
-    bad = [s for s in sizes if s < 1]
-    if bad:
-        raise UserError(f"--sizes: grid sizes must be >= 1 (got {bad[0]})")
+    check_study(sizes, predictors)
     timer = timer or TimerConfig.preset("study")
     result = StudyResult([], threads=threads)
     per_cell: dict[str, float] = {}

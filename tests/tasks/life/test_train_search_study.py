@@ -80,7 +80,7 @@ def test_study_checks_every_predictor(trained):
     assert "fc" in result.fits and result.fit is result.fits["fc"]
     assert {c["verdict"] for c in result.checks} <= {"faster", "slower", "indistinguishable"}
     assert len(result.checks) == 2
-    with pytest.raises(UserError, match="unknown 'nope'"):
+    with pytest.raises(UserError, match="'predictors' value 'nope' is unknown"):
         run_study(trained, predictors=("nope",))
 
 
