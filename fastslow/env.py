@@ -34,8 +34,6 @@ def host_name() -> str:
 
 
 def environment(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
-    from fastslow.measure.devices import _device_name
-
     return {
         "fastslow": fastslow.__version__,
         "torch": torch.__version__,
@@ -43,7 +41,40 @@ def environment(device: str = "cpu", threads: int | None = None) -> dict[str, An
         "platform": platform.platform(),
         "host": host_name(),
         "device": device,
-        "device_name": _device_name(device),
+        "device_name": device_name(device),
         "threads": threads if threads is not None else torch.get_num_threads(),
         "git_commit": git_commit(),
     }
+
+
+# Flags worth showing from /proc/cpuinfo: the vector and matrix extensions kernels use.
+INTERESTING_CPU_FLAGS = (
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
+    "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+    "asimd", "sve", "sve2", "bf16", "i8mm",
+)
+
+
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key in ("flags", "Features"):
+                    flags.update(value.split())
+    except OSError:
+        pass
+    return model, [f for f in INTERESTING_CPU_FLAGS if f in flags]
+
+
+def device_name(device: str) -> str:
+    d = torch.device(device)
+    if d.type == "cuda":
+        return torch.cuda.get_device_name(d.index or 0)
+    if d.type == "mps":
+        return "Apple Metal (MPS)"
+    return cpu_model_and_flags()[0]

@@ -34,6 +34,10 @@ class LifeTrainRun:
     out: Path | None
     saved: Saved | None = field(default=None, repr=False)
 
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"network": k, "params": params_of(m), "epochs": r.epochs, "accuracy": r.accuracy}
+                for k, (m, r) in self.trained.items()]
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {k: r.to_dict() for k, (_, r) in self.trained.items()}
         d["percell_as_fc_max_abs_diff"] = self.percell_as_fc_max_abs_diff

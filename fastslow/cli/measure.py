@@ -96,7 +96,7 @@ def bench(
         if data and ok:
             label, sizes, medians = data
             plot_scaling(plot, sizes, medians, lows_s=[p.measurement.stats()["p10_s"] for p in ok],
-                         highs_s=[p.measurement.stats()["p90_s"] for p in ok], fit=result.fit, xlabel=label,
+                         highs_s=[p.measurement.stats()["p90_s"] for p in ok], fit=payload["fit"], xlabel=label,
                          title=f"{spec} on {device}")
             say(f"plot written to {plot}")
     report_saved(result.saved, payload, json_out, "bench")

@@ -9,7 +9,6 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from fastslow.cli.app import Db, JsonOut, MaxTime, MinTime, Threads, app, progress, report_saved, say, state, timer
 from fastslow.errors import UserError
@@ -42,20 +41,14 @@ def life_train(
 ) -> None:
     """Train the per-cell and fully-convolutional networks on all 512 neighbourhoods."""
     from fastslow.api.tasks import life_train as run
-    from fastslow.cost.counter import params_of
-    from fastslow.report import output
+    from fastslow.report import output, tables
     from fastslow.tasks.life.train import LifeTrainConfig
 
     cfg = LifeTrainConfig(epochs, lr, momentum, batch_size, seed)
     output.check_json_path(json_out)
     with progress(2 * cfg.epochs, "training life networks") as advance:
         result = run(cfg, out, store=state["db"] or True, on_epoch=_epoch_bar(advance))
-    t = Table(title="life networks", title_justify="left")
-    for col in ("network", "params", "epochs", "accuracy (512 neighbourhoods)", "checkpoint"):
-        t.add_column(col, justify="right")
-    for k, (m, r) in result.trained.items():
-        t.add_row(k, str(params_of(m)), str(r.epochs), f"{100 * r.accuracy:.1f}%", f"{out}/{k}.pt")
-    output.console.print(t)
+    output.console.print(tables.life_networks_table(result.rows(), out))
     for k, (_, r) in result.trained.items():
         if r.accuracy < 1.0:
             output.console.print(f"[yellow]warning[/yellow]: {k} ended at {100 * r.accuracy:.1f}%, not exact, after "
@@ -131,19 +124,13 @@ def life_search(
 ) -> None:
     """Find the smallest network that is right on all 512 neighbourhoods (a width search)."""
     from fastslow.api.tasks import life_search as run
-    from fastslow.report import output
+    from fastslow.report import output, tables
 
     output.check_json_path(json_out)
     with progress(10, "searching widths") as advance:
         result = run(seeds=seeds, epochs=epochs, seed=seed, out=out, store=state["db"] or True,
                      on_candidate=lambda c: advance(f"tried embed={c.embed} hidden={c.hidden}"))
-    t = Table(title="candidates, fewest parameters first", title_justify="left")
-    for col in ("embed", "hidden", "params", "exact seeds", "best accuracy", "time"):
-        t.add_column(col, justify="right")
-    for c in result.tried:
-        t.add_row(str(c.embed), str(c.hidden), str(c.params), f"{c.exact_seeds}/{c.seeds}",
-                  f"{100 * c.best_accuracy:.2f}%", f"{c.seconds:.1f} s")
-    output.console.print(t)
+    output.console.print(tables.search_table(result.tried))
     payload = result.to_dict()
     output.write_json(json_out, payload)
     if result.model is None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from fastslow.cli.app import Db, Device, JsonOut, app, progress, report_saved, say, state
 from fastslow.errors import UserError
@@ -25,21 +24,13 @@ def inspect(
     """Every file found, with its collection and split, validated (keys, shapes, dtypes, finite
     values); bad files are listed with their error, and the exit status is 2 if there are any."""
     from fastslow.api.tpugraphs import inspect as run
-    from fastslow.report import output
+    from fastslow.report import output, tables
 
     output.check_json_path(json_out)
     with progress(1, "reading files") as advance:
         result = run(data, on_file=advance)
-    t = Table(title=f"{len(result.files)} TpuGraphs files under {data}", title_justify="left")
-    for col in ("file", "collection", "split", "nodes", "edges", "configs", "labelled"):
-        t.add_column(col, justify="left" if col in ("file", "collection", "split") else "right")
-    for r in result.files:
-        if r["error"]:
-            t.add_row(Path(r["path"]).name, r["collection"], r["split"], "[red]bad[/red]", "-", "-", "-")
-        else:
-            t.add_row(Path(r["path"]).name, r["collection"], r["split"], f"{r['nodes']:,}", f"{r['edges']:,}",
-                      f"{r['configs']:,}", "yes" if r["labelled"] else "no")
-    output.console.print(t)
+    title = f"{len(result.files)} TpuGraphs files under {data}"
+    output.console.print(tables.tpugraphs_files_table(result.files, title))
     for r in result.bad:
         output.err_console.print(f"[red]bad file[/red]: {r['error']}")
     output.write_json(json_out, result.to_dict())
@@ -138,7 +129,7 @@ def eval_cmd(
 ) -> None:
     """Top-1/5/10 slowdown, the competition's top-5 score, Kendall tau, per file."""
     from fastslow.api.tpugraphs import evaluate
-    from fastslow.report import output
+    from fastslow.report import output, tables
 
     output.check_json_path(json_out)
     s = evaluate(run, split=split, data=data, db=state["db"])
@@ -146,13 +137,7 @@ def eval_cmd(
                          f"{s['score_top5']:.4f}; slowdown top-1 {s['slowdown']['1']:.4f}, top-5 "
                          f"{s['slowdown']['5']:.4f}, top-10 {s['slowdown']['10']:.4f}; Kendall tau "
                          f"{s['kendall_tau']:.3f}")
-    t = Table(title="per file (worst top-5 slowdown first)", title_justify="left")
-    for col in ("file", "configs", "slowdown@1", "slowdown@5", "slowdown@10", "Kendall tau"):
-        t.add_column(col, justify="left" if col == "file" else "right")
-    for f in sorted(s["files"], key=lambda f: -f["slowdown"]["5"])[:15]:
-        t.add_row(f["file"], str(f["configs"]), f"{f['slowdown']['1']:.4f}", f"{f['slowdown']['5']:.4f}",
-                  f"{f['slowdown']['10']:.4f}", f"{f['kendall_tau']:.3f}")
-    output.console.print(t)
+    output.console.print(tables.ranking_files_table(s["files"]))
     output.write_json(json_out, s)
 
 

@@ -14,37 +14,15 @@ from typing import Any
 
 import torch
 
+from fastslow.env import cpu_model_and_flags, device_name
 from fastslow.errors import UserError
 from fastslow.measure.timer import TimerConfig, measure
-
-# Flags worth showing from /proc/cpuinfo: the vector and matrix extensions kernels use.
-INTERESTING_CPU_FLAGS = (
-    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
-    "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
-    "asimd", "sve", "sve2", "bf16", "i8mm",
-)
-
-
-def _cpu_model_and_flags() -> tuple[str, list[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model in ("", platform.machine(), platform.processor()):
-                    model = value.strip()
-                elif key in ("flags", "Features"):
-                    flags.update(value.split())
-    except OSError:
-        pass
-    return model, [f for f in INTERESTING_CPU_FLAGS if f in flags]
 
 
 def cpu_info() -> dict[str, Any]:
     import psutil
 
-    model, flags = _cpu_model_and_flags()
+    model, flags = cpu_model_and_flags()
     return {
         "device": "cpu",
         "name": model,
@@ -149,7 +127,7 @@ def measure_matmul_peak(
     m = measure(lambda: torch.mm(a, b), device=device, threads=threads, config=config,
                 track_memory=False, label=f"matmul {size} {dtype}")
     flops = 2 * size**3  # n^2 outputs, each n multiply-adds of 2 FLOPs
-    return Peak(device, _device_name(device), "matmul", str(dtype).removeprefix("torch."),
+    return Peak(device, device_name(device), "matmul", str(dtype).removeprefix("torch."),
                 flops / m.median_s, size, m.median_s, m.threads)
 
 
@@ -160,17 +138,8 @@ def measure_bandwidth(device: str, n_bytes: int, threads: int | None, config: Ti
     m = measure(lambda: dst.copy_(src), device=device, threads=threads, config=config,
                 track_memory=False, label=f"copy {n_bytes} B")
     moved = 2 * src.numel() * src.element_size()
-    return Peak(device, _device_name(device), "bandwidth", "float32", moved / m.median_s,
+    return Peak(device, device_name(device), "bandwidth", "float32", moved / m.median_s,
                 moved, m.median_s, m.threads)
-
-
-def _device_name(device: str) -> str:
-    d = torch.device(device)
-    if d.type == "cuda":
-        return torch.cuda.get_device_name(d.index or 0)
-    if d.type == "mps":
-        return "Apple Metal (MPS)"
-    return _cpu_model_and_flags()[0]
 
 
 def measure_peaks(

@@ -52,13 +52,14 @@ def plot_scaling(
         if lows_s is not None and highs_s is not None:
             yerr = [np.subtract(medians_s, lows_s), np.subtract(highs_s, medians_s)]
         ax.errorbar(sizes, medians_s, yerr=yerr, fmt="o", capsize=3, label=label)
-    if fit is not None and sizes:
-        xs = np.geomspace(max(min(sizes), fit.knee or 0), max(sizes), 100)
-        ax.loglog(xs, [fit.predict_s(x) for x in xs], "-",
-                  label=f"fit: t ∝ {fit.symbol}^{fit.exponent:.2f} "
-                        f"[{fit.ci95[0]:.2f}, {fit.ci95[1]:.2f}], R²={fit.r2:.3f}")
-        if fit.knee is not None:
-            ax.axvline(fit.knee, ls="--", color="grey", label=f"knee ≈ {fit.knee:.3g}")
+    if fit is not None and sizes:  # a PowerLawFit's dict: time = coefficient * n^exponent
+        knee = fit.get("knee")
+        xs = np.geomspace(max(min(sizes), knee or 0), max(sizes), 100)
+        ax.loglog(xs, [fit["coefficient"] * x ** fit["exponent"] for x in xs], "-",
+                  label=f"fit: t ∝ {fit['symbol']}^{fit['exponent']:.2f} "
+                        f"[{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}], R²={fit['r2']:.3f}")
+        if knee is not None:
+            ax.axvline(knee, ls="--", color="grey", label=f"knee ≈ {knee:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     return _finish(fig, ax, path, xlabel, "time per call (s)", title)

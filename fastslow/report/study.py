@@ -37,7 +37,6 @@ def study_lines(payload: dict[str, Any]) -> list[str]:
 
 
 def plot_study(path: str | Path, payload: dict[str, Any]) -> Path:
-    from fastslow.measure.sweep import PowerLawFit
     from fastslow.report.plots import plot_scaling
 
     series: dict[str, tuple[list[float], list[float]]] = {}
@@ -46,10 +45,8 @@ def plot_study(path: str | Path, payload: dict[str, Any]) -> Path:
             xs, ys = series.setdefault(r["predictor"], ([], []))
             xs.append(r["size"])
             ys.append(r["median_s"])
-    fit = payload.get("fits", {}).get("fc")
-    fit_obj = PowerLawFit(**{**fit, "ci95": tuple(fit["ci95"])}) if fit else None
     fc_sizes, fc_medians = series.pop("fc", ([], []))
-    return plot_scaling(path, fc_sizes, fc_medians, fit=fit_obj, series=series, label="fc",
+    return plot_scaling(path, fc_sizes, fc_medians, fit=payload.get("fits", {}).get("fc"), series=series, label="fc",
                         xlabel="grid side (cells)", title="Game of Life: time per generation")
 
 

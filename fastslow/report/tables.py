@@ -146,3 +146,44 @@ def optimize_table(report: Any, title: str) -> Table:
                   f"{100 * v.accuracy:.2f}%" if v.accuracy is not None else "-",
                   f"{v.max_abs_diff:.2g}" if v.max_abs_diff is not None else "-", v.reason)
     return t
+
+
+def life_networks_table(rows: list[dict[str, Any]], out: str) -> Table:
+    """One row per network from `life train`: network, params, epochs, accuracy."""
+    t = _table("life networks", ["network", "params", "epochs", "accuracy (512 neighbourhoods)", "checkpoint"])
+    for r in rows:
+        t.add_row(r["network"], str(r["params"]), str(r["epochs"]), f"{100 * r['accuracy']:.1f}%",
+                  f"{out}/{r['network']}.pt")
+    return t
+
+
+def search_table(tried: list[Any]) -> Table:
+    t = _table("candidates, fewest parameters first", ["embed", "hidden", "params", "exact seeds", "best accuracy",
+                                                        "time"])
+    for c in tried:
+        t.add_row(str(c.embed), str(c.hidden), str(c.params), f"{c.exact_seeds}/{c.seeds}",
+                  f"{100 * c.best_accuracy:.2f}%", f"{c.seconds:.1f} s")
+    return t
+
+
+def tpugraphs_files_table(files: list[dict[str, Any]], title: str) -> Table:
+    t = _table(title, ["file", "collection", "split", "nodes", "edges", "configs", "labelled"],
+               left=("file", "collection", "split"))
+    for r in files:
+        name = r["path"].rsplit("/", 1)[-1]
+        if r["error"]:
+            t.add_row(name, r["collection"], r["split"], "[red]bad[/red]", "-", "-", "-")
+        else:
+            t.add_row(name, r["collection"], r["split"], f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['configs']:,}",
+                      "yes" if r["labelled"] else "no")
+    return t
+
+
+def ranking_files_table(files: list[dict[str, Any]], limit: int = 15) -> Table:
+    """Per-file ranking metrics, worst top-5 slowdown first."""
+    t = _table("per file (worst top-5 slowdown first)",
+               ["file", "configs", "slowdown@1", "slowdown@5", "slowdown@10", "Kendall tau"], left=("file",))
+    for f in sorted(files, key=lambda f: -f["slowdown"]["5"])[:limit]:
+        t.add_row(f["file"], str(f["configs"]), f"{f['slowdown']['1']:.4f}", f"{f['slowdown']['5']:.4f}",
+                  f"{f['slowdown']['10']:.4f}", f"{f['kendall_tau']:.3f}")
+    return t

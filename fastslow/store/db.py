@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import socket
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -341,9 +342,7 @@ class ResultsStore:
         status = row["status"]
         keys = row.keys()
         if status == "running" and "pid" in keys and row["pid"] is not None:
-            from fastslow.env import host_name
-
-            if row["host"] == host_name() and not _pid_alive(int(row["pid"])):
+            if row["host"] == socket.gethostname() and not _pid_alive(int(row["pid"])):
                 status = "killed"
         payload = load("payload")
         points: list[dict[str, Any]] = []

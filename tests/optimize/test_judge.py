@@ -1,14 +1,11 @@
 import time
 
 import pytest
-import torch
 
 from fastslow.cost.counter import params_of
-from fastslow.errors import UserError
 from fastslow.measure.timer import TimerConfig
 from fastslow.optimize import variants as V
 from fastslow.optimize.judge import optimize, pareto_front
-from fastslow.optimize.save import save_variant
 from fastslow.tasks.registry import resolve_task
 
 FAST = TimerConfig(warmup_s=0.0, min_time_s=0.05, max_time_s=0.3, rel_precision=0.03)
@@ -20,32 +17,6 @@ def xor_ctx() -> V.Context:
     data = task.make_data(0)
     model = task.train(task.build_model(), data)
     return V.Context(task, data, model, data.batch(64), threads=1)
-
-
-def test_parse_pipelines():
-    assert V.parse_pipelines("prune-structured:0.3+finetune,int8-dynamic") == [
-        [("prune-structured", 0.3), ("finetune", 5)], [("int8-dynamic", None)]]
-    assert V.pipeline_name(V.parse_pipelines("prune-structured:0.3+finetune:2")[0]) == "prune-structured:0.3+finetune:2"
-
-
-@pytest.mark.parametrize("text,fragment", [
-    ("nope", "unknown optimization step 'nope' (known: int8-dynamic"),
-    ("onnx+int8-dynamic", "'onnx' leaves torch modules, so it must come last"),
-    ("prune-random:abc", "the amount must be a number"),
-    ("prune-structured:1.5", "the ratio must lie in (0, 0.95]"),
-    ("qat:0", "the epochs must lie in 1..1000"),
-    ("finetune:2.5", "the epochs must be an integer"),
-    ("distill:nan", "the width must lie in (0, 1]"),
-    ("int8-dynamic:7", "int8-dynamic takes no argument"),
-    ("int8-static+finetune", "'finetune' cannot follow 'int8-static', which makes an int8 model"),
-    ("int8-dynamic+prune-l1", "'prune-l1' cannot follow 'int8-dynamic'"),
-    ("", "has no steps"),
-    ("int8-dynamic,,onnx", "empty pipeline"),
-])
-def test_pipelines_that_cannot_work_are_refused_before_training(text, fragment):
-    with pytest.raises(UserError) as e:
-        V.parse_pipelines(text)
-    assert fragment in str(e.value)
 
 
 def test_pareto_front():
@@ -79,29 +50,6 @@ def test_verdicts_reasons_and_failures(xor_ctx, slow_step):
     d = report.to_dict()["variants"][0]
     assert set(d) >= {"name", "median_s", "latency_ratio", "ci95", "size_bytes", "params", "flops", "accuracy",
                       "max_abs_diff", "verdict", "pareto", "reason"}
-
-
-def test_onnx_matches_torch_and_saves_a_loadable_file(xor_ctx, tmp_path):
-    import onnxruntime as ort
-
-    c = V.build([("onnx", None)], xor_ctx)
-    assert c.notes["onnx_vs_torch_max_abs_diff"] < 1e-4
-    manifest = save_variant(tmp_path, c, {}, {"task": "xor"}, xor_ctx.example)
-    assert manifest["format"] == "onnx"
-    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
-    x = xor_ctx.example[:5]
-    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    torch.testing.assert_close(torch.from_numpy(out), xor_ctx.baseline(x).detach(), atol=1e-4, rtol=1e-4)
-
-
-def test_a_pruned_module_saves_as_an_exported_program(xor_ctx, tmp_path):
-    c = V.build(V.parse_pipelines("prune-l1+finetune:1")[0], xor_ctx)
-    assert c.size_bytes is not None and c.notes["dense_size_bytes"] > 0
-    manifest = save_variant(tmp_path, c, {}, {}, xor_ctx.example)
-    assert manifest["format"] == "torch.export"
-    loaded = torch.export.load(tmp_path / "model.pt2").module()
-    x = xor_ctx.example[:5]
-    torch.testing.assert_close(loaded(x), c.module(x))
 
 
 def test_distilled_and_plain_students_have_the_same_size(xor_ctx):

@@ -1,0 +1,35 @@
+"""The Python API, as a user calls it: the same functions and config objects the CLI uses."""
+
+import fastslow.api as fs
+from fastslow.measure.bench import RunSettings
+from fastslow.store.db import ResultsStore
+from tests.conftest import FAST
+
+
+def test_bench_from_python_measures_and_stores(tmp_path):
+    r = fs.bench("zoo:mlp", RunSettings(sets={"B": 8}), timer=FAST, store=tmp_path / "r.db")
+    (p,) = r.points
+    assert p.measurement.n >= 3 and p.batch == 8 and r.status == "ok"
+    assert r.saved.run_id == 1 and r.saved.error is None
+    with ResultsStore(tmp_path / "r.db", readonly=True) as s:
+        assert s.get(1).spec == "zoo:mlp"
+    assert fs.bench("zoo:mlp", timer=FAST, store=False).saved.run_id is None
+
+
+def test_optimize_from_python_trains_judges_and_saves(tmp_path):
+    run = fs.optimize(task="xor", pipelines="int8-dynamic,onnx", timer=FAST, save=tmp_path / "best",
+                      store=tmp_path / "r.db")
+    assert run.trained and [v.name for v in run.report.variants] == ["int8-dynamic", "onnx"]
+    assert run.report.baseline["accuracy"] > 0.5
+    best = run.report.best()
+    if best is not None:
+        assert run.manifest["variant"] == best.name and (tmp_path / "best" / "manifest.json").exists()
+    assert run.saved.run_id == 1
+
+
+def test_architecture_family():
+    from torch import nn
+
+    assert fs.architecture_family(nn.Sequential(nn.Conv2d(8, 8, 3, groups=8))) == "efficient"
+    assert fs.architecture_family(nn.TransformerEncoderLayer(16, 2)) == "transformer"
+    assert fs.architecture_family(nn.Sequential(nn.Conv2d(3, 8, 3))) == "convolutional"
