@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fastslow.errors import UserError
+from fastslow.errors import UserError, check_number, param_error
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -34,11 +34,25 @@ class TaskData:
 
 @dataclass
 class FitConfig:
+    """How `fit`, the one training loop every task uses, trains."""
+
     epochs: int = 20
-    lr: float = 1e-3  # Adam
+    lr: float = 1e-3
     batch_size: int = 64
     seed: int = 0
     weight_decay: float = 0.0
+    optimizer: str = "adam"  # or "sgd" (the tutorials' loops: plain SGD with momentum)
+    momentum: float = 0.0  # sgd only
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise param_error(name, f"must be >= 1 (got {getattr(self, name)})")
+        check_number("lr", self.lr)
+        check_number("momentum", self.momentum, low_open=False)
+        check_number("weight_decay", self.weight_decay, low_open=False)
+        if self.optimizer not in ("adam", "sgd"):
+            raise param_error("optimizer", f"value '{self.optimizer}' is unknown (known: adam, sgd)")
 
 
 @dataclass
@@ -88,17 +102,23 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, y: tor
 
 
 def fit(model: nn.Module, train: TensorDataset, loss: str, cfg: FitConfig, teacher: Predict | None = None,
-        temperature: float = 4.0, alpha: float = 0.9) -> nn.Module:
-    """Adam on the task loss (or the distillation loss when a teacher is given); seeded."""
+        temperature: float = 4.0, alpha: float = 0.9, *, forward: Callable[[nn.Module, torch.Tensor], torch.Tensor]
+        | None = None, on_epoch: Callable[[int, float], bool | None] | None = None) -> nn.Module:
+    """The one training loop: minibatches in a seeded order, Adam or SGD on the task loss (or the
+    distillation loss when a teacher is given). `forward` turns a batch into logits (default:
+    the model's call); `on_epoch(epoch, mean loss)` may return True to stop early."""
     torch.manual_seed(cfg.seed)
     loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(cfg.seed))
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                           weight_decay=cfg.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "adam"
+           else torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay))
+    run = forward or (lambda m, x: m(x))
     model.train()
-    for _ in range(cfg.epochs):
+    for epoch in range(1, cfg.epochs + 1):
+        total, seen = 0.0, 0
         for x, y in loader:
-            logits = model(x)
+            logits = run(model, x)
             if teacher is not None:
                 with torch.no_grad():
                     t_logits = teacher(x)
@@ -108,6 +128,11 @@ def fit(model: nn.Module, train: TensorDataset, loss: str, cfg: FitConfig, teach
             opt.zero_grad()
             value.backward()
             opt.step()
+            if on_epoch is not None:
+                total += value.item() * x.shape[0]
+                seen += x.shape[0]
+        if on_epoch is not None and on_epoch(epoch, total / max(seen, 1)):
+            break
     return model.eval()
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from fastslow.errors import UserError, check_number
 from fastslow.specs import load_torch_file
+from fastslow.tasks.base import FitConfig, fit
 from fastslow.tasks.life.rules import all_neighbourhoods
 from fastslow.zoo.life import fc_net, percell_net
 
@@ -65,34 +66,26 @@ def train_life(
     model: nn.Module, cfg: LifeTrainConfig | None = None,
     on_epoch: Callable[[int, float, float], None] | None = None,
 ) -> LifeTrainResult:
-    """Train in place until every one of the 512 neighbourhoods is predicted right."""
+    """Train in place with the tasks' shared loop (`fit`: plain SGD with momentum on BCE, as the
+    notebook trains) until every one of the 512 neighbourhoods is predicted right."""
     cfg = cfg or LifeTrainConfig()
     torch.manual_seed(cfg.seed)
     for m in model.modules():
         if hasattr(m, "reset_parameters") and m is not model:
             m.reset_parameters()  # seeded initialisation, whatever the model was before
-    x, y = all_neighbourhoods()
-    gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     history: list[dict[str, float]] = []
-    model.train()
-    for epoch in range(1, cfg.epochs + 1):
-        order = torch.randperm(x.shape[0], generator=gen)
-        total = 0.0
-        for i in range(0, x.shape[0], cfg.batch_size):
-            idx = order[i : i + cfg.batch_size]
-            loss = F.binary_cross_entropy_with_logits(neighbourhood_logits(model, x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * idx.numel()
+
+    def epoch_done(epoch: int, loss: float) -> bool:
         acc = accuracy_on_all(model)
-        history.append({"epoch": epoch, "loss": total / x.shape[0], "accuracy": acc})
+        history.append({"epoch": epoch, "loss": loss, "accuracy": acc})
         if on_epoch:
-            on_epoch(epoch, total / x.shape[0], acc)
-        if acc == 1.0:
-            break
-    model.eval()
+            on_epoch(epoch, loss, acc)
+        return acc == 1.0
+
+    x, y = all_neighbourhoods()
+    fit(model, TensorDataset(x, y), "bce", FitConfig(cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed,
+                                                     optimizer="sgd", momentum=cfg.momentum),
+        forward=neighbourhood_logits, on_epoch=epoch_done)
     return LifeTrainResult(history[-1]["accuracy"], len(history), history)
 
 

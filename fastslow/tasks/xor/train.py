@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from fastslow.errors import UserError, check_number
+from fastslow.tasks.base import FitConfig, fit
 from fastslow.zoo.models import xor_net
 
 
@@ -66,25 +66,19 @@ class XorResult:
 
 def train_xor(cfg: XorConfig | None = None,
               on_epoch: Callable[[int, float], None] | None = None) -> XorResult:
+    """The tutorial's loop, which is the tasks' shared one (`fit`) with SGD and momentum."""
     cfg = cfg or XorConfig()
     torch.manual_seed(cfg.seed)
     train = make_data(cfg.n_train, cfg.noise, cfg.seed)
     test = make_data(cfg.n_test, cfg.noise, cfg.seed + 1)
-    loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(cfg.seed))
     model = xor_net()
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-    history = []
-    for epoch in range(1, cfg.epochs + 1):
-        total = 0.0
-        for xb, yb in loader:
-            loss = F.binary_cross_entropy_with_logits(model(xb).squeeze(1), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * xb.shape[0]
-        history.append({"epoch": epoch, "loss": total / len(train)})
+    history: list[dict[str, float]] = []
+
+    def epoch_done(epoch: int, loss: float) -> None:
+        history.append({"epoch": epoch, "loss": loss})
         if on_epoch:
-            on_epoch(epoch, total / len(train))
-    model.eval()
+            on_epoch(epoch, loss)
+
+    fit(model, train, "bce", FitConfig(cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, optimizer="sgd",
+                                       momentum=cfg.momentum), on_epoch=epoch_done)
     return XorResult(model, evaluate(model, test), cfg.epochs, history, test)
