@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import resource
-import threading
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -155,19 +154,35 @@ def _time_block(w: Workload, number: int) -> float:
         return time.perf_counter() - t0
 
 
-def _rss_bytes() -> int:
-    import psutil
+def _allocation_peak(fn: Callable[[], object]) -> int:
+    """Bytes the call holds at its peak beyond what it started with, from torch's own allocation
+    records: every allocation and free of torch's CPU allocator during the call (the profiler's
+    memory events), replayed in time order. Unlike the resident set, this sees memory the
+    process already held (malloc reuses freed blocks without the resident set growing), so
+    the figure does not depend on what ran before. It does not see memory allocated outside
+    torch's allocator (a library's own malloc, Python objects)."""
+    from torch.autograd import profiler
 
-    return int(psutil.Process().memory_info().rss)
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # libkineto logs every start and stop otherwise
+    with profiler.profile(profile_memory=True, use_kineto=False) as prof:
+        fn()
+    timeline = []
+    for e in prof.function_events:
+        # An operator's own allocations (its children's are theirs) when it starts; frees and
+        # allocations outside any operator at their own time.
+        change = e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage
+        if change:
+            timeline.append((e.time_range.start, change))
+    held = peak = 0
+    for _, change in sorted(timeline):
+        held += change
+        peak = max(peak, held)
+    return peak
 
 
 def _peak_memory_of_call(w: Workload) -> int | None:
-    """Bytes of memory one call adds at its peak: max allocated on CUDA, RSS growth on CPU.
-
-    On CPU a helper thread samples the resident set every 0.2 ms while the call runs (torch
-    kernels release the GIL); the process's high-water mark (ru_maxrss) catches a peak that
-    exceeds every earlier one even if the sampler missed it.
-    """
+    """Bytes of memory one call adds at its peak: max allocated on CUDA; on CPU, the peak of
+    torch's allocations during the call (`_allocation_peak`)."""
     if w.device.startswith("cuda"):
         torch.cuda.synchronize(w.device)
         base = torch.cuda.memory_allocated(w.device)
@@ -176,34 +191,11 @@ def _peak_memory_of_call(w: Workload) -> int | None:
             w.fn()
         torch.cuda.synchronize(w.device)
         return int(torch.cuda.max_memory_allocated(w.device) - base)
-    if not w.device.startswith("cpu"):
-        with threads_set_to(w.threads):
+    with threads_set_to(w.threads):
+        if not w.device.startswith("cpu"):
             w.fn()
-        return None
-    base = _rss_bytes()
-    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    peak = base
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _rss_bytes())
-            time.sleep(2e-4)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        with threads_set_to(w.threads):
-            w.fn()
-    finally:
-        done.set()
-        sampler.join()
-    peak = max(peak, _rss_bytes())
-    maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    if maxrss_after > maxrss_before:
-        peak = max(peak, maxrss_after)
-    return max(0, peak - base)
+            return None
+        return _allocation_peak(w.fn)
 
 
 def _warm_up(w: Workload, cfg: TimerConfig) -> tuple[float, int | None]:

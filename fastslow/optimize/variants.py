@@ -263,8 +263,13 @@ def finalize(c: Candidate) -> Candidate:
 
 
 def pipeline_name(pipeline: Pipeline) -> str:
-    """The text that parses back to the pipeline: steps joined by '+', arguments after ':'."""
-    return "+".join(f"{n}:{a:g}" if a is not None else n for n, a in pipeline)
+    """The text that parses back to the pipeline: steps joined by '+', arguments after ':' where
+    they differ from the step's default."""
+    def part(name: str, arg: Any) -> str:
+        spec = STEPS.get(name).arg
+        return f"{name}:{arg:g}" if spec is not None and arg is not None and arg != spec.default else name
+
+    return "+".join(part(n, a) for n, a in pipeline)
 
 
 def build(pipeline: Pipeline, ctx: Context) -> Candidate:

@@ -84,7 +84,7 @@ def print_warnings(rows: list[dict[str, Any]], param_names: list[str]) -> None:
 def describe_fit(fit: dict[str, Any] | None) -> str:
     if not fit:
         return ""
-    knee = f"{fit['knee']:.3g}" if fit.get("knee") is not None else "not seen"
     lo, hi = fit["ci95"]
+    knee = f"; knee {fit['knee']:.3g}" if fit.get("knee") is not None else ""
     return (f"time ∝ {fit['symbol']}^{fit['exponent']:.3f}  (95% CI [{lo:.3f}, {hi:.3f}], "
-            f"R² {fit['r2']:.4f}, {fit['points_used']} points: {fit.get('basis', 'past the knee')}; knee {knee})")
+            f"R² {fit['r2']:.4f}, {fit['points_used']} points: {fit.get('basis', 'past the knee')}{knee})")
