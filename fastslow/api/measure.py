@@ -22,7 +22,7 @@ from fastslow.measure.bench import (
     run_bench,
     run_compare,
 )
-from fastslow.measure.compare import Comparison
+from fastslow.measure.compare import DEFAULT_THRESHOLD, Comparison
 from fastslow.measure.devices import Peak, list_devices, measure_peaks
 from fastslow.measure.sweep import fit_power_law
 from fastslow.measure.timer import TimerConfig
@@ -97,18 +97,19 @@ def compare(
     timer: TimerConfig | None = None,
     *,
     labels: tuple[str, str] = ("A", "B"),
+    threshold: float = DEFAULT_THRESHOLD,
     store: Store = True,
 ) -> Comparison:
     """A against B, interleaved in this process: the ratio B/A with its interval and verdict."""
     sides = [(_source(s), settings) for s, settings in (a, b)]
     timer = timer or TimerConfig.preset("compare")
     db = open_store(store)
-    result = run_compare(sides[0], sides[1], timer, labels=labels)
+    result = run_compare(sides[0], sides[1], timer, labels=labels, threshold=threshold)
     settings = {"a": {**sides[0][0].to_dict(), **sides[0][1].to_dict()},
                 "b": {**sides[1][0].to_dict(), **sides[1][1].to_dict()}, "timer": timer.to_dict()}
     spec = sides[0][0].spec if sides[0][0].spec == sides[1][0].spec else f"{sides[0][0].spec} vs {sides[1][0].spec}"
     record = Record("compare", spec, settings, environment(sides[0][1].device, sides[0][1].threads),
-                    result.to_dict(), "ok", f"B/A {result.ratio:.3f} ({result.verdict})")
+                    result.to_dict(), "ok", f"B/A {result.ratio:.3f} ({result.describe()})")
     result.saved = store_whole(db, record)
     return result
 

@@ -76,16 +76,20 @@ MinTime = Annotated[float | None, typer.Option("--min-time", help="Least timed s
 MaxTime = Annotated[float | None, typer.Option("--max-time", help="Most timed seconds per point.", show_default=False)]
 Precision = Annotated[float | None, typer.Option(
     "--precision", help="Stop once the median's 95% CI half-width is within this fraction.", show_default=False)]
+MinSamples = Annotated[int | None, typer.Option(
+    "--min-samples", help="Least samples per point (default 5), within a per-point cap of 60 s.",
+    show_default=False)]
 JsonOut = Annotated[str | None, typer.Option(
     "--json", help="Write the result as JSON ('-': stdout, tables go to stderr).", callback=_json_target)]
 
 
 def timer(purpose: str, min_time: float | None = None, max_time: float | None = None,
-          precision: float | None = None) -> Any:
+          precision: float | None = None, min_samples: int | None = None) -> Any:
     """The command's timer: its purpose's preset with the user's flags on top."""
     from fastslow.measure.timer import TimerConfig
 
-    return TimerConfig.preset(purpose, min_time_s=min_time, max_time_s=max_time, rel_precision=precision)
+    return TimerConfig.preset(purpose, min_time_s=min_time, max_time_s=max_time, rel_precision=precision,
+                              min_samples=min_samples)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from fastslow.cli.app import (
     Inputs,
     JsonOut,
     MaxTime,
+    MinSamples,
     Sets,
     Threads,
     Weights,
@@ -96,6 +97,7 @@ def arch(
     batch: Annotated[int, typer.Option("--batch", help="Batch size B.")] = 8,
     threads: Threads = 1,
     max_time: MaxTime = None,
+    min_samples: MinSamples = None,
     db: Db = None,
     json_out: JsonOut = None,
     plot: Annotated[str | None, typer.Option("--plot", help="PNG: throughput against parameters.")] = None,
@@ -106,8 +108,8 @@ def arch(
 
     output.check_json_path(json_out)
     with output.err_console.status(f"counting and timing {len(specs)} models interleaved at batch {batch}"):
-        result = run(specs, list(input or []), batch=batch, threads=threads, timer=timer("arch", max_time=max_time),
-                     store=state["db"] or True)
+        result = run(specs, list(input or []), batch=batch, threads=threads,
+                     timer=timer("arch", max_time=max_time, min_samples=min_samples), store=state["db"] or True)
     output.console.print(tables.arch_table(result.models, batch, threads))
     payload = result.to_dict()
     output.write_json(json_out, payload)

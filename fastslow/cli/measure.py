@@ -13,6 +13,7 @@ from fastslow.cli.app import (
     Inputs,
     JsonOut,
     MaxTime,
+    MinSamples,
     MinTime,
     Precision,
     Sets,
@@ -52,6 +53,7 @@ def bench(
     min_time: MinTime = None,
     max_time: MaxTime = None,
     precision: Precision = None,
+    min_samples: MinSamples = None,
     batch_symbol: Annotated[str, typer.Option("--batch-symbol", help="Symbol counted as items for throughput.")
                             ] = "B",
     fit: Annotated[str | None, typer.Option(
@@ -74,7 +76,7 @@ def bench(
     _check_plot_path(plot, sweeps)
     output.check_json_path(json_out)
     with progress(len(grid(sweeps)), f"bench {spec}") as advance:
-        result = run(source, settings, sweeps, timer("bench", min_time, max_time, precision),
+        result = run(source, settings, sweeps, timer("bench", min_time, max_time, precision, min_samples),
                      batch_symbol=batch_symbol, fit_symbol=fit, store=state["db"] or True,
                      on_point=lambda p, i, n: advance(f"bench {spec} {p.params or ''}"))
     payload = result.to_dict()
@@ -94,7 +96,7 @@ def bench(
         ok = [p for p in result.points if p.measurement]
         data = fit_symbol_values(result.points, list(sweeps), fit)
         if data and ok:
-            label, sizes, medians = data
+            label, sizes, medians, _ = data
             plot_scaling(plot, sizes, medians, lows_s=[p.measurement.stats()["p10_s"] for p in ok],
                          highs_s=[p.measurement.stats()["p90_s"] for p in ok], fit=payload["fit"], xlabel=label,
                          title=f"{spec} on {device}")
@@ -149,16 +151,23 @@ def compare(
     min_time: MinTime = None,
     max_time: MaxTime = None,
     precision: Precision = None,
+    min_samples: MinSamples = None,
+    threshold: Annotated[float, typer.Option(
+        "--threshold", help="Smallest difference, in percent, that counts as faster or slower.")] = 2.0,
     db: Db = None,
     json_out: JsonOut = None,
 ) -> None:
-    """Time A and B interleaved in one process: the ratio B/A with a bootstrap 95% CI."""
+    """Time A and B interleaved in one process (the first of each round alternating): the ratio
+    B/A with a bootstrap 95% CI; faster or slower only when the CI excludes 1 and the difference
+    passes --threshold."""
     from fastslow.api.measure import compare as run
     from fastslow.measure.bench import ModelSource, RunSettings
     from fastslow.measure.sweep import parse_sets
     from fastslow.report import output, tables
     from fastslow.specs import parse_args
 
+    if not (0 <= threshold < 100):
+        raise UserError(f"--threshold is a percentage in [0, 100) (got {threshold})")
     args = parse_args(arg or [])
     common_sets = parse_sets(set or [])
     sides = []
@@ -170,13 +179,15 @@ def compare(
     output.check_json_path(json_out)
     labels = (_side_label(spec_a, a), _side_label(spec_b or spec_a, b))
     with output.err_console.status(f"timing {labels[0]} against {labels[1]}, interleaved"):
-        result = run(sides[0], sides[1], timer("compare", min_time, max_time, precision), labels=labels,
-                     store=state["db"] or True)
+        result = run(sides[0], sides[1], timer("compare", min_time, max_time, precision, min_samples), labels=labels,
+                     threshold=threshold / 100, store=state["db"] or True)
     payload = result.to_dict()
     output.console.print(tables.compare_table([(f"A: {labels[0]}", result.a.stats()),
                                                (f"B: {labels[1]}", result.b.stats())]))
     lo, hi = result.ci95
-    output.console.print(f"B/A = {result.ratio:.3f}  (95% CI [{lo:.3f}, {hi:.3f}]): B is [bold]{result.verdict}[/bold]")
+    p = f", U-test p {result.p_value:.2g}" if result.p_value is not None else ""
+    output.console.print(f"B/A = {result.ratio:.3f}  (95% CI [{lo:.3f}, {hi:.3f}]{p}): "
+                         f"B is [bold]{result.describe()}[/bold]")
     output.print_warnings([{"params": {}, "warnings": m.warnings} for m in (result.a, result.b)], [])
     output.write_json(json_out, payload)
     report_saved(result.saved, payload, json_out, "compare")

@@ -11,6 +11,7 @@ from fastslow.cli.app import (
     Db,
     JsonOut,
     MaxTime,
+    MinSamples,
     Threads,
     Weights,
     app,
@@ -36,6 +37,7 @@ def optimize(
     max_accuracy_drop: Annotated[float, typer.Option(
         "--max-accuracy-drop", help="Reject variants losing more accuracy points than this.")] = 1.0,
     max_time: MaxTime = None,
+    min_samples: MinSamples = None,
     seed: Annotated[int, typer.Option("--seed", help="Data split and training seed.")] = 0,
     save: Annotated[str | None, typer.Option("--save", help="Write the best accepted variant here.")] = None,
     plot: Annotated[str | None, typer.Option("--plot", help="PNG: latency against accuracy.")] = None,
@@ -57,7 +59,8 @@ def optimize(
     output.check_json_path(json_out)
     with progress(len(pipelines), "optimizing") as advance:
         result = run(spec, task, pipelines, args=list(arg or []), weights=weights, batch=batch, threads=threads,
-                     max_accuracy_drop=max_accuracy_drop, timer=timer("judge", max_time=max_time), seed=seed,
+                     max_accuracy_drop=max_accuracy_drop,
+                     timer=timer("judge", max_time=max_time, min_samples=min_samples), seed=seed,
                      save=save, store=state["db"] or True, on_training=say,
                      on_variant=lambda r: advance(f"judged {r.name}: {r.verdict}"))
     report = result.report

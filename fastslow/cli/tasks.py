@@ -10,7 +10,20 @@ from typing import Annotated, Any
 
 import typer
 
-from fastslow.cli.app import Db, JsonOut, MaxTime, MinTime, Threads, app, progress, report_saved, say, state, timer
+from fastslow.cli.app import (
+    Db,
+    JsonOut,
+    MaxTime,
+    MinSamples,
+    MinTime,
+    Threads,
+    app,
+    progress,
+    report_saved,
+    say,
+    state,
+    timer,
+)
 from fastslow.errors import UserError
 
 life_app = typer.Typer(no_args_is_help=True, help="The Game of Life predictor study.")
@@ -75,6 +88,7 @@ def life_study(
     min_weights: MinWeights = None,
     min_time: MinTime = None,
     max_time: MaxTime = None,
+    min_samples: MinSamples = None,
     db: Db = None,
     json_out: JsonOut = None,
     plot: Annotated[str | None, typer.Option("--plot", help="PNG: time against grid side.")] = None,
@@ -94,7 +108,7 @@ def life_study(
     names = tuple(p.strip() for p in predictors.split(",") if p.strip())
     check_study(size_list, names)  # before the networks are trained
     output.check_json_path(json_out)
-    the_timer = timer("study", min_time, max_time)
+    the_timer = timer("study", min_time, max_time, min_samples=min_samples)
     if not models:
         say("no --models given: training the per-cell and fc networks now (seconds)")
     trained = life_models(models, min_weights)

@@ -14,7 +14,7 @@ import torch
 
 from fastslow.env import environment
 from fastslow.errors import Terminated, UserError, one_line, param_error
-from fastslow.measure.compare import Comparison, compare
+from fastslow.measure.compare import DEFAULT_THRESHOLD, Comparison, compare
 from fastslow.measure.devices import require_device
 from fastslow.measure.stats import Measurement
 from fastslow.measure.sweep import PowerLawFit, fit_power_law, grid
@@ -172,7 +172,10 @@ class Point:
             "batch": self.batch,
             "error": self.error,
         }
+        d["n"] = m.n if m else None
+        d["iqr_s"] = m.iqr_s if m else None
         if m:
+            d["flags"] = m.flags
             d["warnings"] = m.warnings
             d["stop_reason"] = m.stop_reason
             if samples:
@@ -226,11 +229,12 @@ def _point_error(e: BaseException) -> str:
 
 def fit_symbol_values(
     points: list[Point], swept: list[str], fit_symbol: str | None
-) -> tuple[str, list[float], list[float]] | None:
-    """(label, sizes, median times) for the power-law fit; None when nothing is swept.
+) -> tuple[str, list[float], list[float], list[bool]] | None:
+    """(label, sizes, median times, flagged) for the power-law fit; None when nothing is swept.
 
     With one swept symbol the fit is against it; with several and no `fit_symbol` chosen,
-    against their product (H and W swept together: time against H·W cells).
+    against their product (H and W swept together: time against H·W cells). `flagged` marks
+    the points whose measurement has a flag (few samples, wide spread).
     """
     if not swept:
         return None
@@ -238,7 +242,8 @@ def fit_symbol_values(
     ok = [p for p in points if p.measurement is not None]
     sizes = [float(math.prod(p.params[n] for n in names)) for p in ok]
     times = [p.measurement.median_s for p in ok]  # type: ignore[union-attr]
-    return "*".join(names), sizes, times
+    flagged = [bool(p.measurement.flags) for p in ok]  # type: ignore[union-attr]
+    return "*".join(names), sizes, times, flagged
 
 
 def run_bench(
@@ -309,6 +314,7 @@ def run_compare(
     timer: TimerConfig | None = None,
     *,
     labels: tuple[str, str] = ("A", "B"),
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> Comparison:
     """Two models, or one model under two settings, timed interleaved in this process."""
     workloads = []
@@ -325,4 +331,4 @@ def run_compare(
             shapes = ", ".join(str(s.shape(values)) for s in inputs)
             raise UserError(f"model '{source.spec}' rejected input {shapes}: {_point_error(e)}") from e
         workloads.append(w)
-    return compare(workloads[0], workloads[1], timer)
+    return compare(workloads[0], workloads[1], timer, threshold=threshold)

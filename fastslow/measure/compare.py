@@ -7,11 +7,16 @@ from typing import Any
 
 import numpy as np
 
+from fastslow.errors import param_error
 from fastslow.measure.stats import Measurement
 from fastslow.measure.timer import TimerConfig, Workload, measure_interleaved
 from fastslow.store.recorder import Saved
 
 BOOTSTRAP_RESAMPLES = 4000
+# Below this relative difference two medians are called indistinguishable even when the
+# interval excludes 1: the bootstrap covers sampling within one run, not the run-to-run
+# drift of a shared machine (12 A/A runs of identical workloads gave ratios up to 1.0086).
+DEFAULT_THRESHOLD = 0.02
 
 
 @dataclass
@@ -22,16 +27,25 @@ class Comparison:
     b: Measurement
     ratio: float
     ci95: tuple[float, float]
+    threshold: float = DEFAULT_THRESHOLD  # smallest relative difference that counts
+    p_value: float | None = None  # Mann-Whitney U, two-sided (as Google Benchmark's compare.py)
     saved: Saved | None = field(default=None, repr=False)  # where the API stored the run
 
     @property
     def verdict(self) -> str:
+        """faster / slower only when the interval excludes 1 and the effect passes the threshold."""
         lo, hi = self.ci95
-        if hi < 1.0:
+        if hi < 1.0 and self.ratio < 1.0 - self.threshold:
             return "faster"
-        if lo > 1.0:
+        if lo > 1.0 and self.ratio > 1.0 + self.threshold:
             return "slower"
         return "indistinguishable"
+
+    def describe(self) -> str:
+        """The verdict in words: 'faster', 'slower', or 'indistinguishable (within ±2%)'."""
+        if self.verdict != "indistinguishable":
+            return self.verdict
+        return f"indistinguishable (within ±{100 * self.threshold:g}%)"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +54,8 @@ class Comparison:
             "ratio": self.ratio,
             "ci95": list(self.ci95),
             "verdict": self.verdict,
+            "threshold": self.threshold,
+            "p_value": self.p_value,
             "a_label": self.a.label,
             "b_label": self.b.label,
             "a_samples_s": self.a.samples_s,
@@ -71,8 +87,22 @@ def ratio_ci95(
     return ratio, (float(lo), float(hi))
 
 
-def compare(a: Workload, b: Workload, config: TimerConfig | None = None) -> Comparison:
-    """Time A and B interleaved in this process and compare them."""
+def u_test(a: Measurement, b: Measurement) -> float | None:
+    """Two-sided Mann-Whitney U p-value of the two sets of samples (None with too few)."""
+    from scipy.stats import mannwhitneyu
+
+    if min(a.n, b.n) < 3:
+        return None
+    return float(mannwhitneyu(a.samples_s, b.samples_s, alternative="two-sided").pvalue)
+
+
+def compare(a: Workload, b: Workload, config: TimerConfig | None = None, *,
+            threshold: float = DEFAULT_THRESHOLD) -> Comparison:
+    """Time A and B interleaved in this process (the first of each round alternating) and
+    compare them: B/A with its interval, a U-test, and a verdict that needs both an interval
+    excluding 1 and an effect above `threshold`."""
+    if not (0 <= threshold < 1):
+        raise param_error("threshold", f"must lie in [0, 1) as a fraction (got {threshold})")
     ma, mb = measure_interleaved([a, b], config)
     ratio, ci = ratio_ci95(ma, mb)
-    return Comparison(ma, mb, ratio, ci)
+    return Comparison(ma, mb, ratio, ci, threshold, u_test(ma, mb))

@@ -17,8 +17,9 @@ import numpy as np
 # Above this IQR/median the spread is too wide for the median to mean much; torch.utils.benchmark
 # uses the same kind of test (its `has_warnings` checks IQR against the median).
 SPREAD_WARNING_IQR_OVER_MEDIAN = 0.10
-# Fewer samples than this and the percentiles are not worth quoting.
+# Fewer samples than this and the percentiles are not worth quoting (the timer's default minimum).
 FEW_SAMPLES_WARNING = 5
+FLAGS = ("few_samples", "wide_spread")  # what `Measurement.flags` can hold
 
 STAT_KEYS = (
     "median_s", "mean_s", "iqr_s", "p10_s", "p90_s", "p99_s", "min_s", "max_s", "cv", "n",
@@ -37,6 +38,7 @@ class Measurement:
     stop_reason: str = ""  # why the timer stopped: "precision", "time budget", "max samples"
     peak_mem_bytes: int | None = None  # memory one call adds at its peak (see the timer)
     extra: dict[str, Any] = field(default_factory=dict)
+    min_samples: int = FEW_SAMPLES_WARNING  # fewer than this is flagged `few_samples`
 
     def __post_init__(self) -> None:
         if not self.samples_s:
@@ -115,17 +117,29 @@ class Measurement:
         }
 
     @property
-    def warnings(self) -> list[str]:
-        """Reasons not to trust the median, empty when there are none."""
+    def flags(self) -> list[str]:
+        """Machine-readable reasons not to trust the median: `few_samples` (below the minimum the
+        timer was asked for) and `wide_spread` (IQR above 10% of the median)."""
         out = []
         med = self.median_s
+        if self.n < self.min_samples:
+            out.append("few_samples")
         if med > 0 and self.iqr_s / med > SPREAD_WARNING_IQR_OVER_MEDIAN:
+            out.append("wide_spread")
+        return out
+
+    @property
+    def warnings(self) -> list[str]:
+        """The flags in words, empty when there are none."""
+        out = []
+        if "wide_spread" in self.flags:
             out.append(
-                f"spread too wide to trust: IQR is {100 * self.iqr_s / med:.0f}% of the median "
+                f"spread too wide to trust: IQR is {100 * self.iqr_s / self.median_s:.0f}% of the median "
                 f"(threshold {100 * SPREAD_WARNING_IQR_OVER_MEDIAN:.0f}%)"
             )
-        if self.n < FEW_SAMPLES_WARNING:
-            out.append(f"only {self.n} samples: percentiles are rough")
+        if "few_samples" in self.flags:
+            out.append(f"only {self.n} samples, fewer than the minimum of {self.min_samples}: the per-point "
+                       "cap ran out (percentiles are rough)")
         return out
 
     def raw(self) -> dict[str, Any]:
@@ -139,11 +153,12 @@ class Measurement:
             "stop_reason": self.stop_reason,
             "peak_mem_bytes": self.peak_mem_bytes,
             "extra": dict(self.extra),
+            "min_samples": self.min_samples,
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """`raw()` plus the derived statistics and warnings (recomputed on every call)."""
-        return {**self.raw(), "stats": self.stats(), "warnings": self.warnings}
+        """`raw()` plus the derived statistics, flags and warnings (recomputed on every call)."""
+        return {**self.raw(), "stats": self.stats(), "flags": self.flags, "warnings": self.warnings}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Measurement:
@@ -157,6 +172,7 @@ class Measurement:
             stop_reason=d.get("stop_reason", ""),
             peak_mem_bytes=d.get("peak_mem_bytes"),
             extra=dict(d.get("extra", {})),
+            min_samples=int(d.get("min_samples", FEW_SAMPLES_WARNING)),
         )
 
     def __repr__(self) -> str:

@@ -13,7 +13,7 @@ import itertools
 import math
 import re
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -114,6 +114,8 @@ class PowerLawFit:
     fixed_cost_s: float  # c in t = c + a * n^k
     points_used: int
     basis: str = "past the knee"  # which points the exponent was fitted on, in words
+    excluded: list[float] = field(default_factory=list)  # sizes left out for a flagged measurement
+    ci_note: str = ""  # why there is no interval, when ci95 is (nan, nan)
 
     def predict_s(self, n: float) -> float:
         return self.coefficient * n**self.exponent
@@ -136,12 +138,28 @@ def _loglog_ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, tuple[float
     return float(res.slope), float(math.exp(res.intercept)), ci, float(res.rvalue**2)
 
 
-def fit_power_law(symbol: str, sizes: list[float], times_s: list[float]) -> PowerLawFit | None:
-    """Fit time = a·n^k past the knee; None with fewer than three distinct positive points."""
-    pairs = sorted(
-        (float(n), float(t)) for n, t in zip(sizes, times_s, strict=True)
-        if n > 0 and t > 0 and math.isfinite(t)
-    )
+# An interval from fewer residual degrees of freedom than this is too wide to mean anything
+# (with 3 points, 1 degree: t = 12.7 multiplies the standard error).
+MIN_CI_DOF = 2
+
+
+def fit_power_law(symbol: str, sizes: list[float], times_s: list[float],
+                  flagged: list[bool] | None = None) -> PowerLawFit | None:
+    """Fit time = a·n^k past the knee; None with fewer than three distinct positive points.
+
+    Points whose measurement is flagged (`flagged[i]`: few samples or wide spread) are left
+    out while at least three others remain, and listed in `excluded`; the 95% interval is
+    given only with MIN_CI_DOF residual degrees of freedom, else `ci_note` says why not."""
+    flagged = flagged or [False] * len(sizes)
+    valid = [(float(n), float(t), f) for n, t, f in zip(sizes, times_s, flagged, strict=True)
+             if n > 0 and t > 0 and math.isfinite(t)]
+    clean = [(n, t) for n, t, f in valid if not f]
+    excluded: list[float] = []
+    if len({n for n, _ in clean}) >= MIN_FIT_POINTS and len(clean) < len(valid):
+        excluded = sorted(n for n, _, f in valid if f)
+        pairs = sorted(clean)
+    else:
+        pairs = sorted((n, t) for n, t, _ in valid)
     x = np.array([p[0] for p in pairs])
     y = np.array([p[1] for p in pairs])
     if np.unique(x).size < MIN_FIT_POINTS:
@@ -176,6 +194,12 @@ def fit_power_law(symbol: str, sizes: list[float], times_s: list[float]) -> Powe
         mask = x >= np.unique(x)[-MIN_FIT_POINTS]  # too few past the knee: use the largest three
         basis = f"the largest {MIN_FIT_POINTS} sizes (fewer than {MIN_FIT_POINTS} lie past the knee)"
     k, a_fit, ci, r2 = _loglog_ols(x[mask], y[mask])
+    dof = int(mask.sum()) - 2
+    ci_note = ""
+    if dof < MIN_CI_DOF:
+        ci = (math.nan, math.nan)
+        ci_note = (f"no interval: {int(mask.sum())} points leave {dof} degree{'s' if dof != 1 else ''} of freedom "
+                   f"(an interval needs {MIN_CI_DOF + 2} points)")
     return PowerLawFit(
         symbol=symbol,
         exponent=k,
@@ -186,4 +210,6 @@ def fit_power_law(symbol: str, sizes: list[float], times_s: list[float]) -> Powe
         fixed_cost_s=c,
         points_used=int(mask.sum()),
         basis=basis,
+        excluded=excluded,
+        ci_note=ci_note,
     )

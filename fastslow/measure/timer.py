@@ -13,7 +13,9 @@ everywhere:
 * on CUDA, events bracket each block on the stream and the host synchronises before
   reading them; optionally the callable is captured once into a CUDA graph and replayed;
 * repetition is adaptive: blocks are added until the median's 95% interval is within
-  `rel_precision` of it (after `min_time_s` and `min_samples`), or `max_time_s` runs out.
+  `rel_precision` of it (after `min_time_s`), or `max_time_s` runs out; but never fewer than
+  `min_samples` blocks, unless the point has run for `point_cap_s` (then the measurement is
+  flagged `few_samples`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class TimerConfig:
     min_time_s: float = 0.2  # never stop before this much timed work (per workload)
     max_time_s: float = 2.0  # stop here even if the precision target is not met (per workload)
     rel_precision: float = 0.01  # target half-width of the median's 95% CI, relative
-    min_samples: int = 7
+    min_samples: int = 5  # keep timing past max_time_s until there are this many ...
+    point_cap_s: float = 60.0  # ... unless a point has taken this long (then it is flagged few_samples)
     max_samples: int = 10_000
     block_min_s: float = 1e-3  # a timed block lasts at least this long
     inference_mode: bool = True
@@ -57,6 +60,7 @@ class TimerConfig:
             "rel_precision": self.rel_precision > 0,
             "min_samples": self.min_samples >= 1,
             "max_samples": self.max_samples >= self.min_samples,
+            "point_cap_s": self.point_cap_s >= self.max_time_s,
             "block_min_s": self.block_min_s >= 0,
         }
         for name, ok in checks.items():
@@ -84,7 +88,7 @@ PRESETS: dict[str, dict[str, float | int]] = {
     "compare": {"min_time_s": 0.5, "max_time_s": 4.0, "rel_precision": 0.01},
     "study": {"min_time_s": 0.1, "max_time_s": 1.0, "rel_precision": 0.02},
     "judge": {"min_time_s": 0.3, "max_time_s": 2.0, "rel_precision": 0.02},
-    "arch": {"min_time_s": 0.5, "max_time_s": 3.0, "rel_precision": 0.03, "min_samples": 3},
+    "arch": {"min_time_s": 0.5, "max_time_s": 3.0, "rel_precision": 0.03},
     "peaks": {"min_time_s": 0.2, "max_time_s": 1.0, "rel_precision": 0.02},
     "roofline": {"min_time_s": 0.05, "max_time_s": 0.5, "rel_precision": 0.03},
     "demo": {"min_time_s": 0.05, "max_time_s": 0.5, "rel_precision": 0.03},
@@ -242,8 +246,8 @@ def measure_interleaved(
     """Time several workloads by alternating their blocks, so drift hits all of them alike.
 
     Each workload gets its own warm-up and block size; then one block of each is timed in
-    turn until every workload meets the stopping rule. Samples stay paired by round: the
-    i-th sample of each workload was taken in the same round.
+    turn, the first of each round rotating, until every workload meets the stopping rule.
+    Samples stay paired by round: the i-th sample of each workload was taken in the same round.
     """
     cfg = config or TimerConfig()
     if not workloads:
@@ -258,12 +262,20 @@ def measure_interleaved(
         t_start = time.perf_counter()
         stop_reason = "time budget"
         next_check = cfg.min_samples
+        rounds = 0
         while True:
-            for w, number, s in zip(workloads, numbers, samples, strict=True):
-                s.append(_time_block(w, number) / number)
+            # Each round starts with the next workload in turn (A B, B A, ...), so that no side
+            # always runs first, right after the other one has warmed (or cooled) the caches.
+            start = rounds % len(workloads)
+            for i in [*range(start, len(workloads)), *range(start)]:
+                samples[i].append(_time_block(workloads[i], numbers[i]) / numbers[i])
+            rounds += 1
             n = len(samples[0])
             elapsed = time.perf_counter() - t_start
-            if elapsed >= budget_s:
+            if elapsed >= budget_s and n >= cfg.min_samples:
+                break
+            if elapsed >= cfg.point_cap_s * len(workloads):
+                stop_reason = "point cap"
                 break
             if n >= cfg.max_samples:
                 stop_reason = "max samples"
@@ -284,6 +296,7 @@ def measure_interleaved(
             label=w.label,
             stop_reason=stop_reason,
             peak_mem_bytes=peak,
+            min_samples=cfg.min_samples,
         )
         for w, number, s, (_, peak) in zip(workloads, numbers, samples, estimates, strict=True)
     ]

@@ -85,6 +85,11 @@ def describe_fit(fit: dict[str, Any] | None) -> str:
     if not fit:
         return ""
     lo, hi = fit["ci95"]
+    interval = (f"95% CI [{lo:.3f}, {hi:.3f}]" if lo is not None and math.isfinite(lo)
+                else fit.get("ci_note") or "no interval")
     knee = f"; knee {fit['knee']:.3g}" if fit.get("knee") is not None else ""
-    return (f"time ∝ {fit['symbol']}^{fit['exponent']:.3f}  (95% CI [{lo:.3f}, {hi:.3f}], "
-            f"R² {fit['r2']:.4f}, {fit['points_used']} points: {fit.get('basis', 'past the knee')}{knee})")
+    left_out = ""
+    if fit.get("excluded"):
+        left_out = "; left out for few samples or wide spread: " + ", ".join(f"{n:g}" for n in fit["excluded"])
+    return (f"time ∝ {fit['symbol']}^{fit['exponent']:.3f}  ({interval}, R² {fit['r2']:.4f}, "
+            f"{fit['points_used']} points: {fit.get('basis', 'past the knee')}{knee}{left_out})")

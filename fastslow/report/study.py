@@ -12,15 +12,19 @@ from fastslow.report.units import format_seconds
 
 def study_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="life predictors: time per generation", title_justify="left")
-    for col in ("predictor", "size", "median", "per cell", "accuracy", "note"):
+    for col in ("predictor", "size", "median", "IQR", "n", "per cell", "accuracy", "note"):
         t.add_column(col, justify="right")
     for r in rows:
         note = r["error"] or ""
         if r.get("estimated_s"):
             note += f" (estimated {format_seconds(r['estimated_s'])})"
+        if r.get("flags"):
+            note = (note + " " if note else "") + ", ".join(f.replace("_", " ") for f in r["flags"])
         acc = f"{100 * r['accuracy']:.1f}%" if r["accuracy"] is not None else "-"
-        t.add_row(r["predictor"], str(r["size"]), format_seconds(r["median_s"]), format_seconds(r["per_cell_s"]),
-                  acc, note)
+        mark = " [yellow]![/yellow]" if r.get("flags") else ""
+        t.add_row(r["predictor"], str(r["size"]), format_seconds(r["median_s"]) + (mark if r["median_s"] else ""),
+                  format_seconds(r.get("iqr_s")), str(r["n"]) if r.get("n") else "-",
+                  format_seconds(r["per_cell_s"]), acc, note)
     return t
 
 

@@ -3,7 +3,8 @@ import time
 import numpy as np
 import pytest
 
-from fastslow.measure.compare import compare, ratio_ci95
+from fastslow.errors import UserError
+from fastslow.measure.compare import Comparison, compare, ratio_ci95, u_test
 from fastslow.measure.stats import Measurement
 from fastslow.measure.timer import TimerConfig, Workload
 
@@ -42,5 +43,28 @@ def test_compare_real_workloads_gives_a_verdict():
     assert result.verdict == "slower"
     assert result.ratio > 1.5
     d = result.to_dict()
-    assert set(d) >= {"a", "b", "ratio", "ci95", "verdict"}
+    assert set(d) >= {"a", "b", "ratio", "ci95", "verdict", "threshold", "p_value"}
     assert d["a"]["n"] == d["b"]["n"]
+
+
+@pytest.mark.parametrize("ratio,ci,verdict", [
+    (0.90, (0.88, 0.92), "faster"),
+    (1.10, (1.08, 1.12), "slower"),
+    (1.008, (1.004, 1.012), "indistinguishable"),  # the interval excludes 1, the effect is under 2%
+    (0.99, (0.985, 0.995), "indistinguishable"),
+    (1.05, (0.99, 1.11), "indistinguishable"),  # a big effect, but the interval includes 1
+])
+def test_a_verdict_needs_an_interval_excluding_one_and_an_effect_past_the_threshold(ratio, ci, verdict):
+    m = _noisy(1e-3, 20, 0)
+    c = Comparison(m, m, ratio, ci)
+    assert c.verdict == verdict
+    assert c.describe() == (verdict if verdict != "indistinguishable" else "indistinguishable (within ±2%)")
+    assert Comparison(m, m, ratio, ci, threshold=0.0).verdict == ("indistinguishable" if ci[0] < 1 < ci[1] else
+                                                                   "faster" if ratio < 1 else "slower")
+
+
+def test_u_test_separates_shifted_samples_only():
+    assert u_test(_noisy(1e-3, 100, 0), _noisy(1.2e-3, 100, 1)) < 1e-6
+    assert u_test(_noisy(1e-3, 100, 0), _noisy(1e-3, 100, 1)) > 0.01
+    with pytest.raises(UserError, match="'threshold' must lie in"):
+        compare(Workload(lambda: None), Workload(lambda: None), threshold=float("nan"))

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,20 @@ def test_knee_marks_where_fixed_cost_stops_dominating():
 def test_too_few_points_give_no_fit():
     assert fit_power_law("n", [1, 2], [1.0, 2.0]) is None
     assert fit_power_law("n", [4, 4, 4, 8], [1.0, 1.0, 1.0, 2.0]) is None
+
+
+def test_a_fit_leaves_out_flagged_points_and_says_which():
+    sizes = [2.0 ** k for k in range(4, 11)]
+    times = [1e-6 * n for n in sizes]
+    times[-1] *= 5  # a noisy point
+    flagged = [i == len(sizes) - 1 for i in range(len(sizes))]
+    fit = fit_power_law("n", sizes, times, flagged)
+    assert fit.excluded == [sizes[-1]] and fit.exponent == pytest.approx(1.0, abs=1e-6)
+    assert fit_power_law("n", sizes, times).exponent != pytest.approx(1.0, abs=1e-3)  # kept, it bends the fit
+
+
+def test_an_interval_needs_degrees_of_freedom():
+    three = fit_power_law("n", [8, 16, 32], [1e-3, 2.1e-3, 3.9e-3])
+    assert all(map(math.isnan, three.ci95)) and "3 points leave 1 degree of freedom" in three.ci_note
+    five = fit_power_law("n", [8, 16, 32, 64, 128], [1e-3, 2.1e-3, 3.9e-3, 8.2e-3, 15.8e-3])
+    assert five.ci95[0] < five.exponent < five.ci95[1] and five.ci_note == ""

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fastslow.errors import UserError
+from fastslow.measure.stats import Measurement
 from fastslow.measure.timer import TimerConfig, Workload, measure, measure_interleaved
 from tests.conftest import needs_cuda
 
@@ -66,7 +67,8 @@ def test_interleaving_alternates_blocks_and_pairs_samples(fast_timer):
          Workload(lambda: order.append("b"), track_memory=False)], cfg)
     assert ma.n == mb.n >= 5
     timed = order[2:]  # after one warm-up call each
-    assert timed[: 2 * ma.n] == ["a", "b"] * ma.n
+    # One block each per round, and the first of each round alternates: no side always goes first.
+    assert timed[: 2 * ma.n] == ["a", "b", "b", "a"] * (ma.n // 2) + ["a", "b"] * (ma.n % 2)
 
 
 def test_peak_memory_sees_a_large_temporary_allocation(fast_timer):
@@ -107,3 +109,18 @@ def test_cuda_events_and_graph_replay(fast_timer):
     graphed = measure(lambda: a @ a, device="cuda", cuda_graph=True, config=fast_timer)
     assert plain.median_s > 0 and graphed.median_s > 0
     assert plain.peak_mem_bytes is not None and plain.peak_mem_bytes >= 4 << 20
+
+
+def test_every_point_reaches_the_minimum_number_of_samples():
+    slow = TimerConfig(warmup_s=0.0, warmup_calls=0, min_time_s=0.0, max_time_s=0.01, min_samples=5)
+    m = measure(lambda: time.sleep(0.01), config=slow, track_memory=False)
+    assert m.n >= 5 and "few_samples" not in m.flags  # past max_time_s, to the minimum
+
+
+def test_the_per_point_cap_ends_a_point_below_the_minimum_and_flags_it():
+    capped = TimerConfig(warmup_s=0.0, warmup_calls=0, min_time_s=0.0, max_time_s=0.01, min_samples=50,
+                         point_cap_s=0.1)
+    m = measure(lambda: time.sleep(0.01), config=capped, track_memory=False)
+    assert m.n < 50 and m.stop_reason == "point cap" and "few_samples" in m.flags
+    assert any("fewer than the minimum of 50" in w for w in m.warnings)
+    assert "few_samples" in Measurement.from_dict(m.to_dict()).flags  # the minimum is stored with it

@@ -72,15 +72,17 @@ class StudyRow:
     stats: dict[str, float] | None = None
     error: str | None = None
     estimated_s: float | None = None  # for skipped loop rows: per-cell time × cells
+    flags: list[str] = field(default_factory=list)  # the measurement's (few_samples, wide_spread)
 
     @property
     def per_cell_s(self) -> float | None:
         return self.median_s / self.size**2 if self.median_s is not None else None
 
     def to_dict(self) -> dict[str, Any]:
+        s = self.stats or {}
         return {"predictor": self.predictor, "size": self.size, "median_s": self.median_s,
-                "per_cell_s": self.per_cell_s, "accuracy": self.accuracy, "stats": self.stats,
-                "error": self.error, "estimated_s": self.estimated_s}
+                "per_cell_s": self.per_cell_s, "n": s.get("n"), "iqr_s": s.get("iqr_s"), "flags": self.flags,
+                "accuracy": self.accuracy, "stats": self.stats, "error": self.error, "estimated_s": self.estimated_s}
 
 
 @dataclass
@@ -139,14 +141,14 @@ def run_study(
                 with torch.inference_mode():
                     row.accuracy = float((to_grid(step()) == expected).float().mean())
                 m = measure(step, threads=threads, config=timer, label=f"{name} {size}")
-                row.median_s, row.stats = m.median_s, m.stats()
+                row.median_s, row.stats, row.flags = m.median_s, m.stats(), m.flags
                 per_cell[name] = m.median_s / (size * size)
             result.rows.append(row)
             if on_row:
                 on_row(row)
     for name in predictors:
         done = [r for r in result.rows if r.predictor == name and r.median_s]
-        fit = fit_power_law("size", [r.size for r in done], [r.median_s for r in done])
+        fit = fit_power_law("size", [r.size for r in done], [r.median_s for r in done], [bool(r.flags) for r in done])
         if fit:
             result.fits[name] = fit
     if check_size:
