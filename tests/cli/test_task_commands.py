@@ -84,12 +84,12 @@ def test_life_search_writes_usable_weights(cli, tmp_path, monkeypatch):
 
 
 def test_xor_train_json_and_plot(cli, tmp_path):
-    r = cli("xor", "train", "--seed", "2", "--epochs", "20", "--json", "x.json", "--plot", "x.png")
+    r = cli("xor", "train", "--json", "x.json", "--plot", "x.png")
     assert r.code == 0, r.err
     d = json.loads((tmp_path / "x.json").read_text())
-    assert d["epochs"] == 20 and 0.8 < d["test_accuracy"] <= 1.0
+    assert d["epochs"] == 100 and d["test_accuracy"] == 1.0  # the tutorial's figure, seed 0
     assert (tmp_path / "x.png").exists() and (tmp_path / "runs" / "xor" / "xor.pt").exists()
-    cli("xor", "train", "--seed", "2", "--epochs", "20", "--json", "y.json")
+    cli("xor", "train", "--json", "y.json")
     assert json.loads((tmp_path / "y.json").read_text())["test_accuracy"] == d["test_accuracy"]
 
 
@@ -99,7 +99,7 @@ def test_demo_writes_a_self_contained_report(cli, tmp_path):
             "--json", "demo.json")
     assert r.code == 0, r.err
     d = json.loads((tmp_path / "demo.json").read_text())
-    assert d["search"]["params"] == 17 and d["xor"]["test_accuracy"] > 0.8
+    assert d["search"]["params"] == 17 and d["xor"]["test_accuracy"] == 1.0
     assert {row["size"] for row in d["study"]["rows"]} == {1, 8}
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "report: " in r.out and str(tmp_path / "rep" / "index.html") in r.out

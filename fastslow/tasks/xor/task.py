@@ -11,8 +11,8 @@ from fastslow.zoo.models import xor_net
 
 def xor_data(seed: int = 0) -> TaskData:
     cfg = XorConfig(seed=seed)
-    train = make_data(cfg.n_train, cfg.noise, cfg.seed)
-    return TaskData(train, make_data(cfg.n_test, cfg.noise, cfg.seed + 1), train)
+    train = make_data(cfg.n_train, cfg.noise, cfg.seed, cfg.data)
+    return TaskData(train, make_data(cfg.n_test, cfg.noise, cfg.seed + 1, cfg.data), train)
 
 
 def xor_student(width: float) -> nn.Sequential:
@@ -21,4 +21,4 @@ def xor_student(width: float) -> nn.Sequential:
 
 def xor_task() -> Task:
     return Task("xor", xor_net, xor_data, "bce", FitConfig(epochs=60, lr=1e-2, batch_size=32),
-                make_student=xor_student, description="noisy continuous XOR, 2-4-1 tanh")
+                make_student=xor_student, description="continuous XOR (the tutorial's noisy corners), 2-4-1 tanh")
