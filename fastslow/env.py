@@ -33,7 +33,44 @@ def host_name() -> str:
     return socket.gethostname()
 
 
+# Above this share of the machine's CPU used by other processes, timings are warned about.
+BUSY_WARNING_PERCENT = 25.0
+_LOAD: tuple[float, float] | None = None  # (when, percent): one reading serves a whole command
+
+
+def others_cpu_percent(refresh: bool = False, interval_s: float = 0.25) -> float:
+    """The share of all CPUs (0-100) that other processes used over a short window: system-wide
+    use minus this process's. Read when asked to `refresh` (the API does so just before it
+    times anything) or when there is no reading yet; otherwise the last reading."""
+    import time
+
+    import psutil
+
+    global _LOAD
+    if _LOAD is not None and not refresh:
+        return _LOAD[1]
+    me = psutil.Process()
+    me.cpu_percent(None)
+    psutil.cpu_percent(None)
+    time.sleep(interval_s)
+    total = psutil.cpu_percent(None)
+    mine = me.cpu_percent(None) / (psutil.cpu_count() or 1)
+    _LOAD = (time.monotonic(), round(max(0.0, total - mine), 1))
+    return _LOAD[1]
+
+
+def busy_warning() -> str | None:
+    """A line to print when other processes were using the CPU as timing began, else None."""
+    busy = _LOAD[1] if _LOAD is not None else None
+    if busy is None or busy < BUSY_WARNING_PERCENT:
+        return None
+    return (f"other processes were using {busy:.0f}% of this machine's CPU ({os.cpu_count()} logical cores) when "
+            "timing began: expect noise, and trust ratios measured side by side more than absolute times")
+
+
 def environment(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
+    """What a result was measured on, stored with every run; `others_cpu_percent` is how busy
+    the machine was with other work just before (see `others_cpu_percent`)."""
     return {
         "fastslow": fastslow.__version__,
         "torch": torch.__version__,
@@ -44,6 +81,7 @@ def environment(device: str = "cpu", threads: int | None = None) -> dict[str, An
         "device_name": device_name(device),
         "threads": threads if threads is not None else torch.get_num_threads(),
         "git_commit": git_commit(),
+        "others_cpu_percent": others_cpu_percent(),
     }
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from fastslow.api.measure import Store, store_whole
 from fastslow.cost.counter import CostReport, ModuleCost, count_cost, modules_to_depth
-from fastslow.env import environment, host_name
+from fastslow.env import environment, host_name, others_cpu_percent
 from fastslow.errors import UserError, one_line, param_error
 from fastslow.measure.bench import ModelSource, example_inputs
 from fastslow.measure.devices import require_device
@@ -95,6 +95,7 @@ def cost(
     result = CostResult(source.spec, [(s.text, tuple(t.shape)) for s, t in zip(specs, tensors, strict=True)],
                         report, modules_to_depth(report, depth), train, threads=threads)
     if roofline:
+        others_cpu_percent(refresh=True)
         dtype = next((p.dtype for p in resolved.model.parameters()), tensors[0].dtype)
 
         def measure_now() -> dict[tuple[str, str], float]:
@@ -154,6 +155,7 @@ def arch(specs: list[str], inputs: list[str] | None = None, *, batch: int = 8, t
         entries.append({"spec": spec, "family": architecture_family(model), "params": report.params,
                         "flops": report.flops, "batch": batch})
         workloads.append(Workload(lambda m=model, x=tensors: m(*x), "cpu", threads, label=spec))
+    others_cpu_percent(refresh=True)
     with torch.inference_mode():
         ms = measure_interleaved(workloads, timer or TimerConfig.preset("arch"))
     for e, m in zip(entries, ms, strict=True):

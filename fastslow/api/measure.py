@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastslow.env import environment
+from fastslow.env import environment, others_cpu_percent
 from fastslow.measure.bench import (
     BenchResult,
     ModelSource,
@@ -55,6 +55,7 @@ def bench(
     source, settings, sweeps = _source(source), settings or RunSettings(), sweeps or {}
     timer = timer or TimerConfig.preset("bench")
     db = open_store(store)  # before measuring: a database that cannot be written fails here
+    others_cpu_percent(refresh=True)
     record = Record("bench", source.spec, {**source.to_dict(), **settings.to_dict(), "sweeps": sweeps,
                                            "fit_symbol": fit_symbol, "batch_symbol": batch_symbol,
                                            "timer": timer.to_dict()},
@@ -104,6 +105,7 @@ def compare(
     sides = [(_source(s), settings) for s, settings in (a, b)]
     timer = timer or TimerConfig.preset("compare")
     db = open_store(store)
+    others_cpu_percent(refresh=True)
     result = run_compare(sides[0], sides[1], timer, labels=labels, threshold=threshold)
     settings = {"a": {**sides[0][0].to_dict(), **sides[0][1].to_dict()},
                 "b": {**sides[1][0].to_dict(), **sides[1][1].to_dict()}, "timer": timer.to_dict()}
@@ -144,6 +146,7 @@ def peaks(threads: int = 1, matmul_size: int | None = None, *, store: Store = Tr
     """Every device's measured best matmul FLOP/s and copy bandwidth at this thread count,
     stored per device, dtype and thread count for the roofline."""
     db = open_store(store)
+    others_cpu_percent(refresh=True)
     found = list_devices()
     result = PeaksResult(found)
     for d in found:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from fastslow.api.measure import Store, store_whole
-from fastslow.env import environment
+from fastslow.env import environment, others_cpu_percent
 from fastslow.errors import UserError, one_line, param_error
 from fastslow.measure.timer import TimerConfig
 from fastslow.optimize.judge import OptimizeReport, VariantResult
@@ -98,6 +98,7 @@ def optimize(
             on_training(f"training {spec or 'the task model'} on the {the_task.name} task")
         the_task.train(model, data)
     ctx = Context(the_task, data, model.eval(), example, threads)
+    others_cpu_percent(refresh=True)
     report = judge_all(ctx, parsed, max_accuracy_drop=max_accuracy_drop, timer=timer, on_variant=on_variant)
     run = OptimizeRun(report, the_task.name, spec, trained)
     best = report.best()

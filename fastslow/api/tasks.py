@@ -13,9 +13,9 @@ from torch import nn
 
 from fastslow.api.measure import Store, store_whole
 from fastslow.cost.counter import params_of
-from fastslow.env import environment
+from fastslow.env import environment, others_cpu_percent
 from fastslow.errors import UserError
-from fastslow.measure.timer import TimerConfig
+from fastslow.measure.timer import TimerConfig, threads_set_to
 from fastslow.store.db import Record
 from fastslow.store.recorder import Saved, open_store
 from fastslow.tasks.life.search import SearchResult, find_min_predictor, save_min
@@ -96,6 +96,7 @@ def life_study(models: LifeModels, *, sizes: tuple[int, ...], predictors: tuple[
     """Time every predictor over grid sizes, check each against the exact rule, fit the scaling
     exponents, and test trained-vs-untrained and data independence."""
     db = open_store(store)
+    others_cpu_percent(refresh=True)
     torch.manual_seed(seed + 1)
     untrained = fc_net().eval()
     result = run_study(models, sizes=sizes, predictors=predictors, threads=threads, loop_max_cells=loop_max_cells,
@@ -107,18 +108,24 @@ def life_study(models: LifeModels, *, sizes: tuple[int, ...], predictors: tuple[
 
 
 def life_search(*, seeds: int = 32, epochs: int = 3000, seed: int = 0, out: str | Path | None = None,
-                store: Store = True, on_candidate: Callable[[Any], None] | None = None) -> SearchResult:
-    """The smallest network right on all 512 neighbourhoods (a width search), saved to `out`."""
+                threads: int = 1, store: Store = True, on_candidate: Callable[[Any], None] | None = None
+                ) -> SearchResult:
+    """The smallest network right on all 512 neighbourhoods (a width search, on `threads` torch
+    threads), saved to `out`."""
     if seeds < 1 or epochs < 1:
         raise UserError(f"'seeds' and 'epochs' must be >= 1 (got {seeds}, {epochs})")
+    if threads < 1:
+        raise UserError(f"'threads' must be >= 1 (got {threads})")
     db = open_store(store)
-    result = find_min_predictor(seeds=seeds, epochs=epochs, seed=seed, on_candidate=on_candidate)
+    with threads_set_to(threads):
+        result = find_min_predictor(seeds=seeds, epochs=epochs, seed=seed, on_candidate=on_candidate)
     payload = result.to_dict()
     if result.model is not None and out is not None:
         save_min(Path(out), result)
         payload["out"] = str(out)
     result.saved = store_whole(db, Record(
-        "life search", None, {"seeds": seeds, "epochs": epochs, "seed": seed}, environment(), payload,
+        "life search", None, {"seeds": seeds, "epochs": epochs, "seed": seed, "threads": threads},
+        environment(threads=threads), payload,
         "ok" if result.model is not None else "failed",
         f"{payload['params']} params" if result.model is not None else "no exact network"))
     return result
@@ -160,7 +167,16 @@ def demo(out: str | Path = "fastslow-report", *, sizes: tuple[int, ...] = (1, 2,
          on_candidate: Callable[[Any], None] | None = None, on_row: Callable[[Any], None] | None = None
          ) -> DemoResult:
     """The main job: train the life predictors, find the smallest exact one, run a reduced study,
-    train XOR, measure the device peaks, and write an HTML report to `out`/index.html."""
+    train XOR, measure the device peaks, and write an HTML report to `out`/index.html. Everything
+    runs on `threads` torch threads."""
+    with threads_set_to(threads):
+        return _demo(out, sizes=sizes, search_seeds=search_seeds, threads=threads, matmul_size=matmul_size,
+                     store=store, say=say, on_epoch=on_epoch, on_candidate=on_candidate, on_row=on_row)
+
+
+def _demo(out: str | Path, *, sizes: tuple[int, ...], search_seeds: int, threads: int, matmul_size: int | None,
+          store: Store, say: Callable[[str], None], on_epoch: EpochHook | None,
+          on_candidate: Callable[[Any], None] | None, on_row: Callable[[Any], None] | None) -> DemoResult:
     from fastslow.measure.devices import list_devices, measure_peaks
     from fastslow.report.html import Section, write_report
     from fastslow.report.plots import plot_decision_boundary, plot_training_curves
@@ -193,6 +209,7 @@ def demo(out: str | Path = "fastslow-report", *, sizes: tuple[int, ...] = (1, 2,
         [c.to_dict() for c in found.tried]))
 
     say(f"[bold]3/5[/bold] timing every predictor over grid sides {list(sizes)}")
+    others_cpu_percent(refresh=True)
     models = LifeModels(trained["percell"][0], trained["fc"][0], to_shift_convs(found.model))
     torch.manual_seed(1)  # the untrained fc network's weights
     study = run_study(models, sizes=sizes, predictors=("rule_cell", "rule_numpy", "rule_torch", "percell_loop",

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fastslow.errors import Terminated, UserError
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
     help="How fast is a PyTorch model, why, and how to make it faster.",
 )
 state: dict[str, Any] = {"debug": False, "db": None}
@@ -64,23 +64,29 @@ def store(readonly: bool = False) -> Any:
 
 # Options shared by several commands (one definition each).
 Db = Annotated[str | None, typer.Option(
-    "--db", help="Results database (as the global --db).", callback=_set_db, show_default=False)]
+    "--db", metavar="PATH", help="Results database (as the global --db).", callback=_set_db, show_default=False)]
 Inputs = Annotated[list[str] | None, typer.Option(
-    "--input", "-i", help="Input SHAPE[:dtype[:high]], repeatable; symbols allowed (Bx3xHxW).")]
-Args = Annotated[list[str] | None, typer.Option("--arg", help="Constructor argument NAME=VALUE, repeatable.")]
-Sets = Annotated[list[str] | None, typer.Option("--set", help="Bind a symbol: B=8. Repeatable.")]
-Weights = Annotated[str | None, typer.Option("--weights", help="State dict file (loaded with weights_only=True).")]
-Device = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps.")]
-Threads = Annotated[int, typer.Option("--threads", help="Torch intra-op threads while timing.")]
-MinTime = Annotated[float | None, typer.Option("--min-time", help="Least timed seconds per point.", show_default=False)]
-MaxTime = Annotated[float | None, typer.Option("--max-time", help="Most timed seconds per point.", show_default=False)]
+    "--input", "-i", metavar="SHAPE", help="Input SHAPE[:dtype[:high]], repeatable; symbols allowed (Bx3xHxW).")]
+Args = Annotated[list[str] | None, typer.Option(
+    "--arg", metavar="NAME=VALUE", help="Constructor argument, repeatable.")]
+Sets = Annotated[list[str] | None, typer.Option("--set", metavar="NAME=N", help="Bind a symbol: B=8. Repeatable.")]
+Weights = Annotated[str | None, typer.Option(
+    "--weights", metavar="FILE", help="State dict file (loaded with weights_only=True).")]
+Device = Annotated[str, typer.Option("--device", metavar="DEVICE", help="cpu, cuda, cuda:1, mps.")]
+Threads = Annotated[int, typer.Option("--threads", metavar="N", help="Torch intra-op threads (the reproducible 1).")]
+MinTime = Annotated[float | None, typer.Option(
+    "--min-time", metavar="S", help="Least timed seconds per point.", show_default=False)]
+MaxTime = Annotated[float | None, typer.Option(
+    "--max-time", metavar="S", help="Most timed seconds per point.", show_default=False)]
 Precision = Annotated[float | None, typer.Option(
-    "--precision", help="Stop once the median's 95% CI half-width is within this fraction.", show_default=False)]
+    "--precision", metavar="F", help="Stop once the median's 95% CI half-width is within this fraction.",
+    show_default=False)]
 MinSamples = Annotated[int | None, typer.Option(
-    "--min-samples", help="Least samples per point (default 5), within a per-point cap of 60 s.",
+    "--min-samples", metavar="N", help="Least samples per point (default 5), within a per-point cap of 60 s.",
     show_default=False)]
 JsonOut = Annotated[str | None, typer.Option(
-    "--json", help="Write the result as JSON ('-': stdout, tables go to stderr).", callback=_json_target)]
+    "--json", metavar="PATH", help="Write the result as JSON ('-': stdout, tables go to stderr).",
+    callback=_json_target)]
 
 
 def timer(purpose: str, min_time: float | None = None, max_time: float | None = None,
@@ -108,6 +114,16 @@ def say(message: str) -> None:
     from fastslow.report.output import err_console
 
     err_console.print(message)
+
+
+def warn_if_busy() -> None:
+    """Say so when the machine was busy with other work as timing began (the figure is stored
+    with the run's environment as others_cpu_percent)."""
+    from fastslow.env import busy_warning
+
+    line = busy_warning()
+    if line:
+        say(f"[yellow]warning[/yellow]: {line}")
 
 
 def report_saved(saved: Any, payload: dict[str, Any], json_out: str | None, command: str) -> None:

@@ -23,10 +23,11 @@ from fastslow.cli.app import (
     say,
     state,
     timer,
+    warn_if_busy,
 )
 
 
-@app.command()
+@app.command(short_help="Parameters, FLOPs, MACs and bytes per module; a roofline.")
 def cost(
     spec: Annotated[str, typer.Argument(help="zoo:NAME, timm:NAME, torchvision:NAME, file.py:Attr, pkg.mod:attr")],
     input: Inputs = None,
@@ -87,10 +88,11 @@ def cost(
 
         plot_roofline(plot, result.roofline, result.peaks, title=f"{spec} on {device}")
         say(f"plot written to {plot}")
+    warn_if_busy()
     report_saved(result.saved, payload, json_out, "cost")
 
 
-@app.command()
+@app.command(short_help="Compare architectures at one batch size.")
 def arch(
     specs: Annotated[list[str], typer.Argument(help="One or more model specs.")],
     input: Inputs = None,
@@ -118,4 +120,5 @@ def arch(
 
         plot_throughput_vs_params(plot, result.models, title=f"throughput at batch {batch}, {threads} thread(s)")
         say(f"plot written to {plot}")
+    warn_if_busy()
     report_saved(result.saved, payload, json_out, "arch")

@@ -25,6 +25,7 @@ from fastslow.cli.app import (
     say,
     state,
     timer,
+    warn_if_busy,
 )
 from fastslow.errors import Terminated, UserError
 
@@ -38,14 +39,15 @@ def _check_plot_path(plot: str | None, sweeps: dict[str, list[int]]) -> None:
         raise UserError(f"--plot {plot}: the plot is a PNG; give a path ending in .png")
 
 
-@app.command()
+@app.command(short_help="Latency, throughput and memory over a sweep, with a fit.")
 def bench(
     spec: Annotated[str, typer.Argument(help="zoo:NAME, path/file.py:Attr or package.module:attr")],
     input: Inputs = None,
     arg: Args = None,
     set: Sets = None,
     sweep: Annotated[list[str] | None, typer.Option(
-        "--sweep", help="Sweep a symbol: H=32,64,128 or H=1..2048 (doubling). Repeatable: grid.")] = None,
+        "--sweep", metavar="NAME=VALUES",
+        help="Sweep a symbol: H=32,64,128 or H=1..2048 (doubling). Repeatable: grid.")] = None,
     weights: Weights = None,
     device: Device = "cpu",
     threads: Threads = 1,
@@ -101,6 +103,7 @@ def bench(
                          highs_s=[p.measurement.stats()["p90_s"] for p in ok], fit=payload["fit"], xlabel=label,
                          title=f"{spec} on {device}")
             say(f"plot written to {plot}")
+    warn_if_busy()
     report_saved(result.saved, payload, json_out, "bench")
     if result.interrupted:
         raise Terminated() if result.stop_signal == "SIGTERM" else KeyboardInterrupt()
@@ -135,7 +138,7 @@ def _int(value: str, what: str) -> int:
         raise UserError(f"{what}: '{value}' is not an integer") from None
 
 
-@app.command()
+@app.command(short_help="A against B, interleaved, with an honest verdict.")
 def compare(
     spec_a: Annotated[str, typer.Argument(help="Model A.")],
     spec_b: Annotated[str | None, typer.Argument(help="Model B (default: the same as A).")] = None,
@@ -143,8 +146,10 @@ def compare(
     arg: Args = None,
     set: Sets = None,
     a: Annotated[list[str] | None, typer.Option(
-        "--a", help="Setting for A only: threads=N, device=D, cuda_graph=1 or SYMBOL=N.")] = None,
-    b: Annotated[list[str] | None, typer.Option("--b", help="Setting for B only (as --a).")] = None,
+        "--a", metavar="KEY=VALUE",
+        help="Setting for A only: threads=N, device=D, cuda_graph=1 or SYMBOL=N.")] = None,
+    b: Annotated[list[str] | None, typer.Option(
+        "--b", metavar="KEY=VALUE", help="Setting for B only (as --a).")] = None,
     weights: Weights = None,
     device: Device = "cpu",
     threads: Threads = 1,
@@ -190,6 +195,7 @@ def compare(
                          f"B is [bold]{result.describe()}[/bold]")
     output.print_warnings([{"params": {}, "warnings": m.warnings} for m in (result.a, result.b)], [])
     output.write_json(json_out, payload)
+    warn_if_busy()
     report_saved(result.saved, payload, json_out, "compare")
 
 
@@ -197,7 +203,7 @@ def _side_label(spec: str, items: list[str] | None) -> str:
     return spec + (f" ({', '.join(items)})" if items else "")
 
 
-@app.command()
+@app.command(short_help="The devices here, and their measured peaks.")
 def devices(
     peak: Annotated[bool, typer.Option("--peak", help="Measure matmul FLOP/s and bandwidth.")] = False,
     threads: Threads = 1,
@@ -227,12 +233,14 @@ def devices(
     output.console.print(tables.devices_table(result.devices))
     output.console.print(tables.peaks_table(result.peaks))
     output.write_json(json_out, result.to_dict())
+    warn_if_busy()
     report_saved(result.saved, result.to_dict(), json_out, "devices")
 
 
-@app.command()
+@app.command(short_help="List stored runs, newest first.")
 def history(
-    command: Annotated[str | None, typer.Option("--command", help="bench, compare, devices, ...")] = None,
+    command: Annotated[str | None, typer.Option(
+        "--command", help="Only runs of this command (bench, compare, devices, optimize and so on).")] = None,
     spec: Annotated[str | None, typer.Option("--spec", help="Substring of the spec.")] = None,
     status: Annotated[str | None, typer.Option(
         "--status", help="ok, partial, failed, interrupted, running, killed.")] = None,
@@ -255,7 +263,7 @@ def history(
          "summary": r.summary, "settings": r.settings, "env": r.env} for r in runs]})
 
 
-@app.command()
+@app.command(short_help="Show one stored run.")
 def show(
     run_id: Annotated[int, typer.Argument(help="Run id, from `fastslow history`.")],
     db: Db = None,
@@ -289,7 +297,7 @@ def show(
     output.write_json(json_out, out)
 
 
-@app.command("zoo")
+@app.command("zoo", short_help="List the built-in models.")
 def zoo_list(
     pattern: Annotated[str, typer.Argument(help="Glob over names.")] = "*",
     json_out: JsonOut = None,

@@ -20,10 +20,11 @@ from fastslow.cli.app import (
     say,
     state,
     timer,
+    warn_if_busy,
 )
 
 
-@app.command()
+@app.command(short_help="Make a model faster; judge each variant by measurement.")
 def optimize(
     spec: Annotated[str | None, typer.Argument(help="Model to optimize (default: the task's own, trained).")] = None,
     task: Annotated[str, typer.Option("--task", help="digits, life, xor, or module:function returning a Task.")
@@ -86,4 +87,5 @@ def optimize(
 
         plot_latency_accuracy(plot, payload, title=f"{result.task}: batch {batch}, {threads} thread(s)")
         say(f"plot written to {plot}")
+    warn_if_busy()
     report_saved(result.saved, payload, json_out, "optimize")

@@ -23,6 +23,7 @@ from fastslow.cli.app import (
     say,
     state,
     timer,
+    warn_if_busy,
 )
 from fastslow.errors import UserError
 
@@ -41,7 +42,7 @@ def _epoch_bar(advance: Any) -> Any:
     return lambda k, e, loss, acc: advance(f"training {k}: epoch {e}, loss {loss:.3g}, accuracy {acc:.3f}")
 
 
-@life_app.command("train")
+@life_app.command("train", short_help="Train the per-cell and fully-convolutional networks.")
 def life_train(
     out: Annotated[str, typer.Option("--out", help="Folder for checkpoints and curves.")] = "runs/life",
     epochs: Annotated[int, typer.Option("--epochs", help="At most this many epochs.")] = 1000,
@@ -74,7 +75,7 @@ def life_train(
     report_saved(result.saved, payload, json_out, "life train")
 
 
-@life_app.command("study")
+@life_app.command("study", short_help="Time every predictor over grid sizes, with fits.")
 def life_study(
     sizes: Annotated[str, typer.Option("--sizes", help="Grid sides: 1..2048 (doubling) or 8,64,512.")] = "1..2048",
     predictors: Annotated[str, typer.Option(
@@ -124,15 +125,17 @@ def life_study(
     if plot:
         plot_study(plot, payload)
         say(f"plot written to {plot}")
+    warn_if_busy()
     report_saved(result.saved, payload, json_out, "life study")
 
 
-@life_app.command("search")
+@life_app.command("search", short_help="Find the smallest exact network.")
 def life_search(
     out: Annotated[str, typer.Option("--out", help="Where to save the network found.")] = "runs/life/life_min.pt",
     seeds: Annotated[int, typer.Option("--seeds", help="Seeds trained per candidate.")] = 32,
     epochs: Annotated[int, typer.Option("--epochs", help="Most epochs per candidate.")] = 3000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    threads: Threads = 1,
     db: Db = None,
     json_out: JsonOut = None,
 ) -> None:
@@ -142,7 +145,7 @@ def life_search(
 
     output.check_json_path(json_out)
     with progress(10, "searching widths") as advance:
-        result = run(seeds=seeds, epochs=epochs, seed=seed, out=out, store=state["db"] or True,
+        result = run(seeds=seeds, epochs=epochs, seed=seed, out=out, threads=threads, store=state["db"] or True,
                      on_candidate=lambda c: advance(f"tried embed={c.embed} hidden={c.hidden}"))
     output.console.print(tables.search_table(result.tried))
     payload = result.to_dict()
@@ -156,7 +159,7 @@ def life_search(
     report_saved(result.saved, payload, json_out, "life search")
 
 
-@life_app.command("play")
+@life_app.command("play", short_help="Run the simulation, drawn live.")
 def life_play(
     size: Annotated[int, typer.Option("--size", help="Grid side.")] = 48,
     steps: Annotated[int, typer.Option("--steps", help="Generations to run.")] = 100,
@@ -205,7 +208,7 @@ def life_play(
         raise typer.Exit(1)
 
 
-@xor_app.command("train")
+@xor_app.command("train", short_help="Train the tutorial's XOR classifier.")
 def xor_train(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     epochs: Annotated[int, typer.Option("--epochs")] = 100,
@@ -244,7 +247,7 @@ def xor_train(
     report_saved(result.saved, payload, json_out, "xor train")
 
 
-@app.command()
+@app.command(short_help="The main job: train, study, search, report.")
 def demo(
     out: Annotated[str, typer.Option("--out", help="Folder for the report.")] = "fastslow-report",
     sizes: Annotated[str, typer.Option("--sizes", help="Grid sides for the reduced study.")] = "1..512",
@@ -279,4 +282,5 @@ def demo(
     output.console.print(f"report: {result.report.resolve()}")
     payload = result.to_dict()
     output.write_json(json_out, payload)
+    warn_if_busy()
     report_saved(result.saved, payload, json_out, "demo")

@@ -16,7 +16,7 @@ tpu_app = typer.Typer(no_args_is_help=True, help="Learned runtime predictors on 
 app.add_typer(tpu_app, name="tpugraphs")
 
 
-@tpu_app.command()
+@tpu_app.command(short_help="Validate every file and list it.")
 def inspect(
     data: Annotated[str, typer.Argument(help="The npz tree, or any folder or file inside it.")],
     json_out: JsonOut = None,
@@ -38,7 +38,7 @@ def inspect(
         raise UserError(f"{len(result.bad)} of {len(result.files)} files under {data} are bad (listed above)")
 
 
-@tpu_app.command()
+@tpu_app.command(short_help="Write a synthetic tile data set.")
 def synth(
     out: Annotated[str, typer.Option("--out", help="Folder to write the synthetic npz tree into.")],
     train: Annotated[int, typer.Option("--train", help="Training kernels.")] = 200,
@@ -57,7 +57,7 @@ def synth(
                          f"(train {train}, valid {valid}, test {test}); cost model in {out}/SYNTHETIC.md")
 
 
-@tpu_app.command("train")
+@tpu_app.command("train", short_help="Train a configuration ranker.")
 def train_cmd(
     data: Annotated[str, typer.Option("--data", help="The npz tree (or a folder inside it).")],
     out: Annotated[str, typer.Option("--out", help="Run folder to write model.pt and metrics.json into.")],
@@ -119,7 +119,7 @@ def _valid_line(row: dict[str, Any], layout: bool) -> str:
     return ""
 
 
-@tpu_app.command("eval")
+@tpu_app.command("eval", short_help="Ranking metrics of a run on a split.")
 def eval_cmd(
     run: Annotated[str, typer.Argument(help="Run folder (or model.pt) from train or ensemble.")],
     split: Annotated[str, typer.Option("--split")] = "valid",
@@ -141,7 +141,7 @@ def eval_cmd(
     output.write_json(json_out, s)
 
 
-@tpu_app.command()
+@tpu_app.command(short_help="Write a Kaggle submission.")
 def predict(
     runs: Annotated[list[str], typer.Argument(help="One or more runs; several for one collection are averaged.")],
     data: Annotated[str, typer.Option("--data", help="The npz tree whose test files to predict.")],
@@ -160,7 +160,7 @@ def predict(
     output.console.print(f"wrote {len(result.rows)} rows to {submission}")
 
 
-@tpu_app.command()
+@tpu_app.command(short_help="Average several runs into one.")
 def ensemble(
     runs: Annotated[list[str], typer.Argument(help="Two or more runs of the same collection.")],
     out: Annotated[str, typer.Option("--out", help="Run folder for the ensemble.")],

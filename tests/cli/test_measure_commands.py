@@ -1,6 +1,7 @@
 """The command line as a user runs it: exit codes, one-line errors, JSON, the history."""
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -205,3 +206,38 @@ def test_json_dash_is_one_json_document_on_stdout(cli):
         r = cli(*args, "--json", "-")
         assert r.code == 0, r.err
         json.loads(r.out)
+
+
+def test_a_busy_machine_is_warned_about_and_recorded(cli, tmp_path):
+    import subprocess
+    import sys
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        r = cli("bench", "zoo:xor", *FAST_CLI, "--json", "b.json")
+    finally:
+        for h in hogs:
+            h.kill()
+    assert r.code == 0, r.err
+    assert "other processes were using" in r.err and "of this machine's CPU" in r.err
+    busy = json.loads((tmp_path / "b.json").read_text())["env"]["others_cpu_percent"]
+    assert busy >= 25
+    cli("history", "--json", "h.json")
+    assert json.loads((tmp_path / "h.json").read_text())["runs"][0]["env"]["others_cpu_percent"] == busy
+
+
+def test_help_reads_well(cli):
+    """Flags show no '<bool>', and the command list gives whole short sentences, not cut ones."""
+    import typer
+
+    from fastslow.cli import app
+
+    group = typer.main.get_command(app)
+    paths = [[]] + [[name] for name in group.commands]
+    paths += [[name, sub] for name, cmd in group.commands.items() for sub in getattr(cmd, "commands", {})]
+    for path in paths:
+        r = cli(*path, "--help")
+        assert r.code == 0, (path, r.err)
+        assert "<bool>" not in r.out, path
+        described = [ln for ln in r.out.splitlines() if not ln.startswith("Usage:")]
+        assert not any(ln.rstrip().endswith("...") for ln in described), (path, r.out)

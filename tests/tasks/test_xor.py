@@ -12,7 +12,8 @@ def test_the_tutorials_data_set_is_noisy_corners():
     noisy, _ = make_data(2000, noise=0.1, seed=0).tensors
     assert (noisy - x).std().item() == pytest.approx(0.1, rel=0.1)  # the same draws, moved by std-0.1 noise
     cfg = XorConfig()
-    assert (cfg.n_train, cfg.n_test, cfg.batch_size, cfg.lr, cfg.momentum, cfg.epochs) == (2500, 500, 128, 0.1, 0.0, 100)
+    tutorial = (2500, 500, 128, 0.1, 0.0, 100)
+    assert (cfg.n_train, cfg.n_test, cfg.batch_size, cfg.lr, cfg.momentum, cfg.epochs) == tutorial
 
 
 def test_the_square_variant_labels_by_signs():

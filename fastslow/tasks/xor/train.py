@@ -21,7 +21,6 @@ from fastslow.errors import UserError, check_number
 from fastslow.tasks.base import FitConfig, fit
 from fastslow.zoo.models import xor_net
 
-
 DATA_SHAPES = ("corners", "square")
 
 
