@@ -179,11 +179,15 @@ def tpugraphs_files_table(files: list[dict[str, Any]], title: str) -> Table:
     return t
 
 
-def ranking_files_table(files: list[dict[str, Any]], limit: int = 15) -> Table:
-    """Per-file ranking metrics, worst top-5 slowdown first."""
-    t = _table("per file (worst top-5 slowdown first)",
-               ["file", "configs", "slowdown@1", "slowdown@5", "slowdown@10", "Kendall tau"], left=("file",))
-    for f in sorted(files, key=lambda f: -f["slowdown"]["5"])[:limit]:
-        t.add_row(f["file"], str(f["configs"]), f"{f['slowdown']['1']:.4f}", f"{f['slowdown']['5']:.4f}",
-                  f"{f['slowdown']['10']:.4f}", f"{f['kendall_tau']:.3f}")
+def ranking_files_table(files: list[dict[str, Any]], informative_k: list[str], limit: int = 15) -> Table:
+    """Per-file ranking metrics: the order metrics, and the top-K slowdowns that carry information
+    (worst first by the first of them, else by Kendall's tau)."""
+    key = (lambda f: -f["slowdown"][informative_k[0]]) if informative_k else (lambda f: f["kendall_tau"])
+    worst = f"worst top-{informative_k[0]} slowdown first" if informative_k else "lowest Kendall tau first"
+    t = _table(f"per file ({worst})", ["file", "configs", "Kendall tau", "pair accuracy",
+                                       *[f"slowdown@{k}" for k in informative_k]], left=("file",))
+    for f in sorted(files, key=key)[:limit]:
+        pair = f"{f['pair_accuracy']:.3f}" if f.get("pair_accuracy") is not None else "-"
+        t.add_row(f["file"], str(f["configs"]), f"{f['kendall_tau']:.3f}", pair,
+                  *[f"{f['slowdown'][k]:.4f}" for k in informative_k])
     return t

@@ -174,7 +174,9 @@ def train(cfg: RankerConfig, train_graphs: list[Prepared], valid_graphs: list[Pr
         row: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss, "train_s": train_s, "lr": sched.get_last_lr()[0]}
         if rank == 0 and valid_graphs:
             summary = evaluate(model, valid_graphs)
-            row.update(valid_score_top5=summary["score_top5"], valid_slowdown=summary["slowdown"])
+            row.update(valid_score_top5=summary["score_top5"], valid_slowdown=summary["slowdown"],
+                       valid_kendall_tau=summary["kendall_tau"], valid_pair_accuracy=summary["pair_accuracy"],
+                       valid_informative_k=summary["informative_k"])
         result.history.append(row)
         if on_epoch and rank == 0:
             on_epoch(row)

@@ -137,11 +137,16 @@ def test_layout_ranker_on_the_real_files(cli, tmp_path):
     r = cli("tpugraphs", "train", "--data", str(FIXTURES), "--collection", "layout:xla:default", "--out", "lay",
             "--epochs", "1", "--configs-per-graph", "4", "--hidden", "8", "--layers", "1", "--no-cache")
     assert r.code == 0, r.err
+    assert "valid Kendall tau" in r.out and "ordered-pair accuracy" in r.out  # layout's metrics lead
     r = cli("tpugraphs", "eval", "lay", "--split", "valid", "--json", "e.json")
     assert r.code == 0, r.err
+    assert r.out.split(": ", 1)[1].startswith("Kendall tau")
     e = json.loads((tmp_path / "e.json").read_text())
     assert e["files"][0]["file"] == "unet_3d.4x4.bf16" and e["files"][0]["configs"] == 1965
-    assert -1 <= e["kendall_tau"] <= 1
+    assert -1 <= e["kendall_tau"] <= 1 and 0 <= e["pair_accuracy"] <= 1
+    # On this file a random top-5 choice is within 1% of the best runtime: the top-5 score is not shown.
+    assert e["random_slowdown"]["5"] < 0.01 and "5" not in e["informative_k"]
+    assert "top-5 score" not in r.out and "slowdown@5" not in r.out and "top-5, top-10 not shown" in r.out
     r = cli("tpugraphs", "predict", "lay", "--data", str(FIXTURES), "--submission", "s.csv")
     assert r.code == 0 and "no run covers tile:xla" in r.err and "layout" not in r.err
     rows = dict(list(csv.reader((tmp_path / "s.csv").open()))[1:])

@@ -62,3 +62,16 @@ def test_slowdown_score_tau_and_pairs():
     assert s["score_top5"] == pytest.approx(np.mean([2 - 1, 2 - 2]))
     assert s["slowdown"]["1"] == pytest.approx(np.mean([0, 4]))
     assert [f["file"] for f in s["files"]] == ["a", "b"]
+
+
+def test_top_k_is_informative_only_where_a_random_ranking_does_worse():
+    from fastslow.tpugraphs.metrics import RankingReport
+
+    spread = np.linspace(1.0, 3.0, 50)  # a random pick is far from the best
+    flat = np.full(50, 1.0) + np.linspace(0, 1e-4, 50)  # every pick is within a hair of the best
+    r = RankingReport()
+    r.add("spread", spread, spread)
+    assert r.summary()["informative_k"] == ["1", "5", "10"] and r.files[0]["random_slowdown"]["1"] > 0.3
+    r = RankingReport()
+    r.add("flat", flat, flat)
+    assert r.summary()["informative_k"] == []
