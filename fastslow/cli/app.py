@@ -37,6 +37,15 @@ def _set_db(value: str | None) -> str | None:
     return value
 
 
+def _csv_target(value: str | None) -> str | None:
+    from fastslow.report import output
+
+    output.check_json_path(value, "--csv")
+    if value == "-":
+        output.send_tables_to_stderr()
+    return value
+
+
 def _json_target(value: str | None) -> str | None:
     """`--json -`: stdout carries the JSON document alone, so tables go to stderr."""
     if value == "-":
@@ -81,6 +90,8 @@ MaxTime = Annotated[float | None, typer.Option(
 Precision = Annotated[float | None, typer.Option(
     "--precision", metavar="F", help="Stop once the median's 95% CI half-width is within this fraction.",
     show_default=False)]
+CsvOut = Annotated[str | None, typer.Option(
+    "--csv", metavar="PATH", help="Write the table as CSV ('-': stdout, tables go to stderr).", callback=_csv_target)]
 MinSamples = Annotated[int | None, typer.Option(
     "--min-samples", metavar="N", help="Least samples per point (default 5), within a per-point cap of 60 s.",
     show_default=False)]

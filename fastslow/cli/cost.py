@@ -9,6 +9,7 @@ import typer
 
 from fastslow.cli.app import (
     Args,
+    CsvOut,
     Db,
     Device,
     Inputs,
@@ -101,6 +102,7 @@ def arch(
     max_time: MaxTime = None,
     min_samples: MinSamples = None,
     db: Db = None,
+    csv_out: CsvOut = None,
     json_out: JsonOut = None,
     plot: Annotated[str | None, typer.Option("--plot", help="PNG: throughput against parameters.")] = None,
 ) -> None:
@@ -115,6 +117,7 @@ def arch(
     output.console.print(tables.arch_table(result.models, batch, threads))
     payload = result.to_dict()
     output.write_json(json_out, payload)
+    output.write_csv(csv_out, result.models)
     if plot:
         from fastslow.report.plots import plot_throughput_vs_params
 

@@ -8,6 +8,7 @@ import typer
 
 from fastslow.cli.app import (
     Args,
+    CsvOut,
     Db,
     Device,
     Inputs,
@@ -61,6 +62,7 @@ def bench(
     fit: Annotated[str | None, typer.Option(
         "--fit", help="Swept symbol to fit time = a*n^k against (default: all swept, multiplied).")] = None,
     db: Db = None,
+    csv_out: CsvOut = None,
     json_out: JsonOut = None,
     plot: Annotated[str | None, typer.Option("--plot", help="PNG: log-log time against the swept size.")] = None,
 ) -> None:
@@ -92,6 +94,9 @@ def bench(
     elif sweeps:
         output.console.print("no fit: fewer than 3 successful sweep points")
     output.write_json(json_out, payload)
+    output.write_csv(csv_out, [{**p["params"], **{k: p.get(k) for k in (
+        "n", "iqr_s", "throughput_per_s", "peak_mem_bytes", "flags", "error")}, **(p["stats"] or {})}
+        for p in rows])
     if plot:
         from fastslow.report.plots import plot_scaling
 
@@ -160,6 +165,7 @@ def compare(
     threshold: Annotated[float, typer.Option(
         "--threshold", help="Smallest difference, in percent, that counts as faster or slower.")] = 2.0,
     db: Db = None,
+    csv_out: CsvOut = None,
     json_out: JsonOut = None,
 ) -> None:
     """Time A and B interleaved in one process (the first of each round alternating): the ratio
@@ -195,6 +201,10 @@ def compare(
                          f"B is [bold]{result.describe()}[/bold]")
     output.print_warnings([{"params": {}, "warnings": m.warnings} for m in (result.a, result.b)], [])
     output.write_json(json_out, payload)
+    output.write_csv(csv_out, [
+        {"side": tag, "label": m.label, **m.stats(), "flags": m.flags, "ratio_b_over_a": result.ratio,
+         "ci95_low": lo, "ci95_high": hi, "p_value": result.p_value, "verdict": result.verdict,
+         "threshold": result.threshold} for tag, m in (("A", result.a), ("B", result.b))])
     warn_if_busy()
     report_saved(result.saved, payload, json_out, "compare")
 
@@ -248,6 +258,7 @@ def history(
         "--since", help="ISO date or time (2026-11-01), today, yesterday, or an age: 30m, 12h, 1d, 2w.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Most runs to list, newest first.")] = 20,
     db: Db = None,
+    csv_out: CsvOut = None,
     json_out: JsonOut = None,
 ) -> None:
     """List stored runs, newest first (the database is opened read-only)."""
@@ -261,6 +272,10 @@ def history(
     output.write_json(json_out, {"runs": [
         {"id": r.id, "command": r.command, "spec": r.spec, "created_at": r.created_at, "status": r.status,
          "summary": r.summary, "settings": r.settings, "env": r.env} for r in runs]})
+    output.write_csv(csv_out, [
+        {"id": r.id, "created_at": r.created_at, "command": r.command, "spec": r.spec, "status": r.status,
+         "summary": r.summary, **{k: r.env.get(k) for k in ("device", "threads", "others_cpu_percent", "host",
+                                                            "git_commit")}} for r in runs])
 
 
 @app.command(short_help="Show one stored run.")

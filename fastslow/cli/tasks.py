@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from fastslow.cli.app import (
+    CsvOut,
     Db,
     JsonOut,
     MaxTime,
@@ -91,6 +92,7 @@ def life_study(
     max_time: MaxTime = None,
     min_samples: MinSamples = None,
     db: Db = None,
+    csv_out: CsvOut = None,
     json_out: JsonOut = None,
     plot: Annotated[str | None, typer.Option("--plot", help="PNG: time against grid side.")] = None,
 ) -> None:
@@ -122,6 +124,9 @@ def life_study(
     for line in study_lines(payload):
         output.console.print(line)
     output.write_json(json_out, payload)
+    output.write_csv(csv_out, [{k: r[k] for k in ("predictor", "size", "median_s", "iqr_s", "n", "per_cell_s",
+                                                  "accuracy", "flags", "error", "estimated_s")}
+                               for r in payload["rows"]])
     if plot:
         plot_study(plot, payload)
         say(f"plot written to {plot}")

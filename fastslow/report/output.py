@@ -42,16 +42,17 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def check_json_path(path: str | None) -> None:
-    """Refuse a --json target that cannot be written, before anything is measured."""
+def check_json_path(path: str | None, flag: str = "--json") -> None:
+    """Refuse an output target that cannot be written, before anything is measured."""
     if not path or path == "-":
         return
     p = Path(path)
     if p.is_dir():
-        raise UserError(f"--json {path}: is a directory; give a file path such as {p / 'result.json'}")
+        suffix = "json" if flag == "--json" else "csv"
+        raise UserError(f"{flag} {path}: is a directory; give a file path such as {p / f'result.{suffix}'}")
     parent = next((a for a in [p.parent, *p.parent.parents] if a.exists()), None)
     if parent is not None and not parent.is_dir():
-        raise UserError(f"--json {path}: {parent} is a file, not a folder")
+        raise UserError(f"{flag} {path}: {parent} is a file, not a folder")
 
 
 def write_json(path: str | None, obj: dict[str, Any]) -> None:
@@ -93,3 +94,39 @@ def describe_fit(fit: dict[str, Any] | None) -> str:
         left_out = "; left out for few samples or wide spread: " + ", ".join(f"{n:g}" for n in fit["excluded"])
     return (f"time ∝ {fit['symbol']}^{fit['exponent']:.3f}  ({interval}, R² {fit['r2']:.4f}, "
             f"{fit['points_used']} points: {fit.get('basis', 'past the knee')}{knee}{left_out})")
+
+
+def write_csv(path: str | None, rows: list[dict[str, Any]]) -> None:
+    """One CSV row per dict, columns in first-seen order; lists joined with ';', NaN and None
+    empty. PATH '-' is stdout."""
+    import csv
+    import io
+
+    if not path:
+        return
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+
+    def cell(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return ""
+        if isinstance(v, list | tuple):
+            return ";".join(str(x) for x in v)
+        if isinstance(v, dict):
+            return ";".join(f"{k}={x}" for k, x in v.items())
+        return v
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: cell(r.get(k)) for k in columns} for r in rows)
+    if path == "-":
+        sys.stdout.write(buf.getvalue())
+        return
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(buf.getvalue())
+    except OSError as e:
+        raise UserError(f"--csv {path}: cannot write ({e.strerror or e})") from None

@@ -241,3 +241,24 @@ def test_help_reads_well(cli):
         assert "<bool>" not in r.out, path
         described = [ln for ln in r.out.splitlines() if not ln.startswith("Usage:")]
         assert not any(ln.rstrip().endswith("...") for ln in described), (path, r.out)
+
+
+def test_csv_for_the_tabular_commands(cli, tmp_path):
+    import csv
+
+    r = cli("bench", "zoo:mlp", "--sweep", "B=1,4", *FAST_CLI, "--csv", "b.csv")
+    assert r.code == 0, r.err
+    rows = list(csv.DictReader((tmp_path / "b.csv").open()))
+    assert [row["B"] for row in rows] == ["1", "4"] and all(float(row["median_s"]) > 0 for row in rows)
+    assert {"n", "iqr_s", "flags", "p90_s", "throughput_per_s"} <= set(rows[0])
+    r = cli("compare", "zoo:mlp", *FAST_CLI, "--csv", "-")
+    assert r.code == 0, r.err
+    rows = list(csv.DictReader(r.out.splitlines()))  # stdout holds the CSV alone
+    assert [row["side"] for row in rows] == ["A", "B"] and rows[0]["verdict"] in ("faster", "slower",
+                                                                                    "indistinguishable")
+    r = cli("history", "--csv", "h.csv")
+    assert [row["command"] for row in csv.DictReader((tmp_path / "h.csv").open())] == ["compare", "bench"]
+    r = cli("arch", "zoo:mlp", "zoo:convnet", "--input", "Bx3x32x32", "--max-time", "0.1", "--csv", "a.csv")
+    assert r.code == 2  # mlp rejects an image: refused, and no CSV half-written
+    assert not (tmp_path / "a.csv").exists()
+    assert cli("bench", "zoo:mlp", "--csv", ".").code == 2

@@ -26,13 +26,18 @@ def test_life_train_writes_checkpoints_curves_and_json(cli, tmp_path, life_dir):
 
 def test_life_study_json_and_plot(cli, tmp_path, life_dir):
     r = cli("life", "study", "--sizes", "1,4,16", "--models", str(life_dir), "--loop-max-cells", "16",
-            "--min-time", "0", "--max-time", "0.02", "--json", "study.json", "--plot", "study.png")
+            "--min-time", "0", "--max-time", "0.02", "--json", "study.json", "--plot", "study.png",
+            "--csv", "study.csv")
     assert r.code == 0, r.err
     d = json.loads((tmp_path / "study.json").read_text())
     names = {"rule_numpy", "rule_torch", "percell_loop", "percell_batched", "fc", "min"}
     assert names <= {row["predictor"] for row in d["rows"]}
     for row in d["rows"]:
-        assert set(row) >= {"predictor", "size", "median_s", "accuracy"}
+        assert set(row) >= {"predictor", "size", "median_s", "accuracy", "n", "iqr_s", "flags"}
+        assert row["median_s"] is None or row["n"] >= 5  # the minimum number of samples
+    import csv
+
+    assert len(list(csv.DictReader((tmp_path / "study.csv").open()))) == len(d["rows"])
         assert row["accuracy"] in (None, 1.0)
     assert d["fit"] is not None and d["fit"]["symbol"] == "size"
     assert (tmp_path / "study.png").exists()
