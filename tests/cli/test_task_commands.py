@@ -1,5 +1,6 @@
 """`life`, `xor` and `demo` as a user runs them."""
 
+import csv
 import json
 
 import pytest
@@ -35,12 +36,11 @@ def test_life_study_json_and_plot(cli, tmp_path, life_dir):
     for row in d["rows"]:
         assert set(row) >= {"predictor", "size", "median_s", "accuracy", "n", "iqr_s", "flags"}
         assert row["median_s"] is None or row["n"] >= 5  # the minimum number of samples
-    import csv
-
-    assert len(list(csv.DictReader((tmp_path / "study.csv").open()))) == len(d["rows"])
         assert row["accuracy"] in (None, 1.0)
     assert d["fit"] is not None and d["fit"]["symbol"] == "size"
     assert (tmp_path / "study.png").exists()
+    with (tmp_path / "study.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == len(d["rows"])
 
 
 @pytest.mark.parametrize("args,fragment", [
