@@ -17,7 +17,7 @@ LAYERS = {
     "fastslow.zoo": 2, "fastslow.measure": 2, "fastslow.cost": 2, "fastslow.tpugraphs": 2,
     "fastslow.tasks": 3, "fastslow.optimize": 3,
     "fastslow.api": 4,
-    "fastslow.cli": 5, "fastslow.__main__": 5,
+    "fastslow.cli": 5, "fastslow.__main__": 5, "fastslow.pytest_plugin": 5,
 }
 
 

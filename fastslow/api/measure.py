@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fastslow.env import environment, others_cpu_percent
+from fastslow.errors import UserError
 from fastslow.measure.bench import (
     BenchResult,
     ModelSource,
@@ -22,7 +23,7 @@ from fastslow.measure.bench import (
     run_bench,
     run_compare,
 )
-from fastslow.measure.compare import DEFAULT_THRESHOLD, Comparison
+from fastslow.measure.compare import DEFAULT_THRESHOLD, Comparison, against_baseline
 from fastslow.measure.devices import Peak, list_devices, measure_peaks
 from fastslow.measure.sweep import fit_power_law
 from fastslow.measure.timer import TimerConfig
@@ -113,6 +114,68 @@ def compare(
     record = Record("compare", spec, settings, environment(sides[0][1].device, sides[0][1].threads),
                     result.to_dict(), "ok", f"B/A {result.ratio:.3f} ({result.describe()})")
     result.saved = store_whole(db, record)
+    return result
+
+
+# What must match between a baseline run and the run measured against it.
+SAME_MACHINE = ("host", "device_name", "torch")
+SAME_SETTINGS = ("inputs", "args", "weights", "device", "threads", "cuda_graph", "sets")
+
+
+def _baseline_point(record: Record, run_id: int) -> Point:
+    if record.command != "bench":
+        raise UserError(f"run {run_id} is a {record.command} run; a baseline is a bench run of one point")
+    points = [Point.from_record(p) for p in record.points]
+    measured = [p for p in points if p.measurement is not None]
+    if len(points) != 1 or not measured:
+        raise UserError(f"run {run_id} has {len(measured)} measured point(s) of {len(points)}; a baseline is a bench "
+                        "run of one measured point (no sweep)")
+    return measured[0]
+
+
+def compare_to_baseline(
+    run_id: int,
+    spec: str | None = None,
+    given: dict[str, Any] | None = None,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    db: str | Path | None = None,
+    store: Store = True,
+) -> Comparison:
+    """Measure now what stored bench run `run_id` measured (its spec, inputs, settings and timer)
+    and compare: A is the stored run, B is now. `spec` and the settings in `given` (keys of
+    SAME_SETTINGS the caller set), when given, must match the stored ones, and so must the
+    machine (host, device, torch), else the error names the difference: a regression gate
+    compares like with like."""
+    with ResultsStore(db, readonly=True) as s:
+        record = s.get(run_id)
+    baseline = _baseline_point(record, run_id)
+    stored = record.settings
+    if spec is not None and spec != record.spec:
+        raise UserError(f"run {run_id} measured {record.spec}, not {spec}")
+    for key, value in (given or {}).items():
+        if key in SAME_SETTINGS and stored.get(key) != value:
+            raise UserError(f"run {run_id} was measured with {key}={stored.get(key)!r}; this one has {key}={value!r}: "
+                            "a baseline compares like with like")
+    here = environment(stored.get("device", "cpu"), stored.get("threads"))
+    for key in SAME_MACHINE:
+        if record.env.get(key) != here.get(key):
+            raise UserError(f"run {run_id} was measured with {key} {record.env.get(key)!r}, this machine has "
+                            f"{here.get(key)!r}: a baseline compares like with like")
+    src = ModelSource(record.spec or "", list(stored.get("inputs", [])), dict(stored.get("args", {})),
+                      stored.get("weights"))
+    run_settings = RunSettings(stored.get("device", "cpu"), stored.get("threads", 1), stored.get("cuda_graph", False),
+                               dict(stored.get("sets", {})))
+    timer = TimerConfig(**stored["timer"]) if stored.get("timer") else TimerConfig.preset("bench")
+    now = bench(src, run_settings, {}, timer, batch_symbol=stored.get("batch_symbol", "B"), store=False)
+    point = now.points[0]
+    if point.measurement is None:
+        raise UserError(f"model '{src.spec}' failed now where run {run_id} measured it: {point.error}")
+    baseline.measurement.label, point.measurement.label = f"run {run_id}", "now"  # type: ignore[union-attr]
+    result = against_baseline(baseline.measurement, point.measurement, threshold=threshold)  # type: ignore[arg-type]
+    result.saved = store_whole(open_store(store), Record(
+        "compare", record.spec, {"baseline_run": run_id, **stored, "threshold": threshold}, here, result.to_dict(),
+        "ok", f"now/run {run_id} {result.ratio:.3f} ({result.describe()})"))
     return result
 
 

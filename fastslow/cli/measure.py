@@ -164,21 +164,61 @@ def compare(
     min_samples: MinSamples = None,
     threshold: Annotated[float, typer.Option(
         "--threshold", help="Smallest difference, in percent, that counts as faster or slower.")] = 2.0,
+    baseline: Annotated[int | None, typer.Option(
+        "--baseline", metavar="RUN", help="Measure SPEC now against stored bench run RUN (same spec, settings and "
+                                          "machine).")] = None,
+    fail_if_slower: Annotated[float | None, typer.Option(
+        "--fail-if-slower", metavar="PCT", help="Exit 1 when B is slower than A by more than PCT percent.")] = None,
     db: Db = None,
     csv_out: CsvOut = None,
     json_out: JsonOut = None,
 ) -> None:
     """Time A and B interleaved in one process (the first of each round alternating): the ratio
     B/A with a bootstrap 95% CI; faster or slower only when the CI excludes 1 and the difference
-    passes --threshold."""
-    from fastslow.api.measure import compare as run
-    from fastslow.measure.bench import ModelSource, RunSettings
+    passes --threshold. With --baseline RUN, A is a stored bench run and B is SPEC measured now
+    with its settings; --fail-if-slower PCT makes either a regression gate (exit 1)."""
     from fastslow.measure.sweep import parse_sets
-    from fastslow.report import output, tables
+    from fastslow.report import output
     from fastslow.specs import parse_args
 
     if not (0 <= threshold < 100):
         raise UserError(f"--threshold is a percentage in [0, 100) (got {threshold})")
+    if fail_if_slower is not None and not (0 <= fail_if_slower < 1e6):
+        raise UserError(f"--fail-if-slower is a percentage >= 0 (got {fail_if_slower})")
+    output.check_json_path(json_out)
+    if baseline is not None:
+        if spec_b is not None or a or b:
+            raise UserError("--baseline compares SPEC now against a stored run: give one spec and no --a/--b")
+        from fastslow.api.measure import compare_to_baseline
+
+        given: dict[str, Any] = {"threads": threads, "device": device} if (threads, device) != (1, "cpu") else {}
+        given |= {k: v for k, v in (("inputs", list(input or [])), ("args", parse_args(arg or [])),
+                                    ("sets", parse_sets(set or [])), ("weights", weights)) if v}
+        with output.err_console.status(f"timing {spec_a} now against run {baseline}"):
+            result = compare_to_baseline(baseline, spec_a, given, threshold=threshold / 100, db=state["db"],
+                                         store=state["db"] or True)
+        labels = (f"run {baseline}", f"{spec_a} now")
+    else:
+        result, labels = _interleaved(spec_a, spec_b, input, arg, set, a, b, weights, device, threads,
+                                      timer("compare", min_time, max_time, precision, min_samples), threshold)
+    _show_comparison(result, labels, json_out, csv_out)
+    from fastslow.measure.compare import gate
+
+    failed = gate(result, fail_if_slower)
+    if failed:
+        output.err_console.print(f"fastslow: regression: B is {failed}")
+        raise typer.Exit(1)
+
+
+def _interleaved(spec_a: str, spec_b: str | None, input: list[str] | None, arg: list[str] | None,
+                 set: list[str] | None, a: list[str] | None, b: list[str] | None, weights: str | None, device: str,
+                 threads: int, the_timer: Any, threshold: float) -> tuple[Any, tuple[str, str]]:
+    from fastslow.api.measure import compare as run
+    from fastslow.measure.bench import ModelSource, RunSettings
+    from fastslow.measure.sweep import parse_sets
+    from fastslow.report import output
+    from fastslow.specs import parse_args
+
     args = parse_args(arg or [])
     common_sets = parse_sets(set or [])
     sides = []
@@ -187,11 +227,16 @@ def compare(
         settings = RunSettings(o.get("device", device), o.get("threads", threads), o.get("cuda_graph", False),
                                {**common_sets, **o["sets"]})
         sides.append((ModelSource(spec, list(input or []), args, weights), settings))
-    output.check_json_path(json_out)
     labels = (_side_label(spec_a, a), _side_label(spec_b or spec_a, b))
     with output.err_console.status(f"timing {labels[0]} against {labels[1]}, interleaved"):
-        result = run(sides[0], sides[1], timer("compare", min_time, max_time, precision, min_samples), labels=labels,
-                     threshold=threshold / 100, store=state["db"] or True)
+        result = run(sides[0], sides[1], the_timer, labels=labels, threshold=threshold / 100,
+                     store=state["db"] or True)
+    return result, labels
+
+
+def _show_comparison(result: Any, labels: tuple[str, str], json_out: str | None, csv_out: str | None) -> None:
+    from fastslow.report import output, tables
+
     payload = result.to_dict()
     output.console.print(tables.compare_table([(f"A: {labels[0]}", result.a.stats()),
                                                (f"B: {labels[1]}", result.b.stats())]))

@@ -64,19 +64,20 @@ class Comparison:
 
 
 def ratio_ci95(
-    a: Measurement, b: Measurement, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+    a: Measurement, b: Measurement, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, paired: bool = True
 ) -> tuple[float, tuple[float, float]]:
     """Ratio of medians B/A and its 95% percentile-bootstrap interval.
 
     Samples taken interleaved are paired by round (the same moment on the machine); when the
     counts match, rounds are resampled as pairs so that shared drift cancels out of the
-    ratio instead of widening it. Otherwise each side is resampled on its own.
+    ratio instead of widening it. Otherwise (or with `paired=False`: samples from different
+    runs) each side is resampled on its own.
     """
     xa = np.asarray(a.samples_s)
     xb = np.asarray(b.samples_s)
     ratio = float(np.median(xb) / np.median(xa))
     rng = np.random.default_rng(seed)
-    if xa.size == xb.size:
+    if paired and xa.size == xb.size:
         idx = rng.integers(0, xa.size, size=(resamples, xa.size))
         boot = np.median(xb[idx], axis=1) / np.median(xa[idx], axis=1)
     else:
@@ -106,3 +107,22 @@ def compare(a: Workload, b: Workload, config: TimerConfig | None = None, *,
     ma, mb = measure_interleaved([a, b], config)
     ratio, ci = ratio_ci95(ma, mb)
     return Comparison(ma, mb, ratio, ci, threshold, u_test(ma, mb))
+
+
+def against_baseline(baseline: Measurement, now: Measurement, *, threshold: float = DEFAULT_THRESHOLD) -> Comparison:
+    """A measurement taken now (B) against a stored one (A), from different runs: the samples
+    are not paired, so each side is resampled on its own."""
+    ratio, ci = ratio_ci95(baseline, now, paired=False)
+    return Comparison(baseline, now, ratio, ci, threshold, u_test(baseline, now))
+
+
+def gate(c: Comparison, fail_if_slower_pct: float | None) -> str | None:
+    """Why B fails the regression gate (slower, and by more than the given percentage), or None."""
+    if fail_if_slower_pct is None or c.verdict != "slower":
+        return None
+    slower = 100 * (c.ratio - 1)
+    if slower <= fail_if_slower_pct:
+        return None
+    lo, hi = c.ci95
+    return (f"slower by {slower:.1f}% (B/A {c.ratio:.3f}, 95% CI [{lo:.3f}, {hi:.3f}]), more than the "
+            f"{fail_if_slower_pct:g}% allowed")

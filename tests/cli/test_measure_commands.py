@@ -262,3 +262,34 @@ def test_csv_for_the_tabular_commands(cli, tmp_path):
     assert r.code == 2  # mlp rejects an image: refused, and no CSV half-written
     assert not (tmp_path / "a.csv").exists()
     assert cli("bench", "zoo:mlp", "--csv", ".").code == 2
+
+
+def test_a_regression_gate_against_a_stored_run(cli, tmp_path):
+    (tmp_path / "slow.py").write_text(textwrap.dedent("""
+        import time
+        from pathlib import Path
+        import torch
+
+        class Net(torch.nn.Module):
+            def forward(self, x):
+                time.sleep(float(Path("delay").read_text()))
+                return x
+        """))
+    (tmp_path / "delay").write_text("0.002")
+    gate = ["--input", "4", "--max-time", "0.2", "--min-time", "0.1"]
+    assert cli("bench", "slow.py:Net", *gate).code == 0
+    r = cli("compare", "slow.py:Net", "--baseline", "1", "--fail-if-slower", "20", "--json", "same.json")
+    assert r.code == 0, r.err  # the same delay: within the 20% the gate allows
+    assert json.loads((tmp_path / "same.json").read_text())["ratio"] < 1.2
+    (tmp_path / "delay").write_text("0.006")
+    r = cli("compare", "slow.py:Net", "--baseline", "1", "--fail-if-slower", "20")
+    assert r.code == 1 and "fastslow: regression: B is slower by" in r.err and "more than the 20% allowed" in r.err
+    assert "B is slower" in r.out
+    for args, fragment in [(["zoo:mlp"], "run 1 measured slow.py:Net, not zoo:mlp"),
+                           (["slow.py:Net", "--threads", "2"], "run 1 was measured with threads=1; this one has "
+                                                               "threads=2"),
+                           (["slow.py:Net", "--input", "8"], "inputs=['4']"),
+                           (["slow.py:Net", "zoo:mlp"], "give one spec and no --a/--b")]:
+        r = cli("compare", *args, "--baseline", "1")
+        assert r.code == 2 and fragment in r.err, r.err
+    assert cli("compare", "slow.py:Net", "--baseline", "4").code == 2  # a compare run, not a bench run
