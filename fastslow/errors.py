@@ -9,6 +9,16 @@ class UserError(Exception):
     """Bad input: a spec, file, key, argument or value. The message names which."""
 
 
+def full_reason(e: BaseException, limit: int = 600) -> str:
+    """'TypeName: the whole message' on one line, terminal colour codes removed, cut at `limit`
+    characters: for reasons a user must be able to act on (a failed export, say)."""
+    import re
+
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(e)).split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def one_line(e: BaseException) -> str:
     """'TypeName: first line of the message', for reports that must stay one line."""
     lines = str(e).strip().splitlines()

@@ -54,13 +54,15 @@ def optimize(
     timer: TimerConfig | None = None,
     seed: int = 0,
     save: str | Path | None = None,
+    save_variant: str = "fastest",
     store: Store = True,
     on_variant: Callable[[VariantResult], None] | None = None,
     on_training: Callable[[str], None] | None = None,
 ) -> OptimizeRun:
     """Optimize `spec` (default: the task's own model) on `task`: the model is trained with the
     task's loop unless `weights` are given; every pipeline is built and judged; with `save`, the
-    fastest accepted variant is written there as judged.
+    accepted variant chosen by `save_variant` ("fastest", "smallest" on disk, or a pipeline's
+    name) is written there as judged, loadable with torch or onnxruntime alone.
 
         >>> run = optimize(task="xor", pipelines="int8-dynamic,onnx", store=False)  # doctest: +SKIP
         >>> run.report.best().name  # doctest: +SKIP
@@ -73,6 +75,10 @@ def optimize(
         raise param_error("max_accuracy_drop", f"must be a finite number >= 0 (got {max_accuracy_drop})")
     parsed = parse_pipelines(DEFAULT_TRY if pipelines is None else pipelines) if not isinstance(pipelines, list) \
         else pipelines
+    names = [pipeline_name(p) for p in parsed]
+    if save_variant not in ("fastest", "smallest") and save_variant not in names:
+        raise param_error("save_variant", f"value '{save_variant}' is neither fastest, smallest nor one of the "
+                                          f"pipelines tried ({', '.join(names)})")
     timer = timer or TimerConfig.preset("judge")
     db = open_store(store)
     the_task = resolve_task(task) if isinstance(task, str) else task
@@ -103,12 +109,12 @@ def optimize(
     run = OptimizeRun(report, the_task.name, spec, trained)
     best = report.best()
     if save is not None:
-        if best is None:
-            raise UserError("'save': no variant was accepted, nothing to save")
-        from fastslow.optimize.save import save_variant
+        from fastslow.optimize.save import save_variant as write
 
-        run.manifest = save_variant(Path(save), report.accepted_candidates[best.name], best.to_dict(),
-                                    {"task": the_task.name, "spec": spec, "seed": seed}, example)
+        chosen = report.choose(save_variant)
+        run.manifest = write(Path(save), report.accepted_candidates[chosen.name], chosen.to_dict(),
+                             {"spec": spec, "task": task if isinstance(task, str) else the_task.name,
+                              "chosen_as": save_variant, "seed": seed, "weights": weights, "batch": batch}, example)
     run.saved = store_whole(db, Record(
         "optimize", spec or f"task:{the_task.name}",
         {"task": the_task.name, "try": ",".join(pipeline_name(p) for p in parsed), "batch": batch, "threads": threads,

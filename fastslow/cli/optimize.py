@@ -40,7 +40,12 @@ def optimize(
     max_time: MaxTime = None,
     min_samples: MinSamples = None,
     seed: Annotated[int, typer.Option("--seed", help="Data split and training seed.")] = 0,
-    save: Annotated[str | None, typer.Option("--save", help="Write the best accepted variant here.")] = None,
+    save: Annotated[str | None, typer.Option(
+        "--save", metavar="DIR",
+        help="Write an accepted variant here (it loads with torch or onnxruntime alone).")] = None,
+    save_variant: Annotated[str, typer.Option(
+        "--save-variant", metavar="WHICH", help="Which accepted variant --save writes: fastest, smallest, or a "
+                                                "pipeline's name.")] = "fastest",
     plot: Annotated[str | None, typer.Option("--plot", help="PNG: latency against accuracy.")] = None,
     list_steps: Annotated[bool, typer.Option("--list", help="List the steps and exit.")] = False,
     db: Db = None,
@@ -62,7 +67,7 @@ def optimize(
         result = run(spec, task, pipelines, args=list(arg or []), weights=weights, batch=batch, threads=threads,
                      max_accuracy_drop=max_accuracy_drop,
                      timer=timer("judge", max_time=max_time, min_samples=min_samples), seed=seed,
-                     save=save, store=state["db"] or True, on_training=say,
+                     save=save, save_variant=save_variant, store=state["db"] or True, on_training=say,
                      on_variant=lambda r: advance(f"judged {r.name}: {r.verdict}"))
     report = result.report
     output.console.print(tables.optimize_table(report, f"{spec or result.task} on task {result.task}: batch {batch}, "
@@ -79,7 +84,8 @@ def optimize(
     else:
         output.console.print("no variant was accepted")
     if result.manifest:
-        say(f"saved {best.name} to {save} as {result.manifest['format']} (see manifest.json)")
+        say(f"saved {result.manifest['variant']} ({save_variant}) to {save} as {result.manifest['format']}: "
+            f"{result.manifest['load']} (see manifest.json)")
     payload = result.to_dict()
     output.write_json(json_out, payload)
     if plot:

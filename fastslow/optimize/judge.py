@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from fastslow.cost.counter import count_cost, params_of, state_dict_size_bytes
-from fastslow.errors import one_line
+from fastslow.errors import UserError, full_reason
 from fastslow.measure.compare import compare
 from fastslow.measure.timer import TimerConfig, Workload
 from fastslow.optimize.variants import Candidate, Context, build, pipeline_name
@@ -67,12 +67,39 @@ class OptimizeReport:
         ok = [v for v in self.variants if v.verdict == "accepted" and v.median_s]
         return min(ok, key=lambda v: (v.latency_ratio, -(v.accuracy or 0))) if ok else None
 
+    def choose(self, which: str) -> VariantResult:
+        """The accepted variant to save: "fastest", "smallest" (on disk), or one by name."""
+        ok = [v for v in self.variants if v.verdict == "accepted" and v.median_s]
+        if not ok:
+            raise UserError("'save': no variant was accepted, nothing to save")
+        if which == "fastest":
+            return self.best()  # type: ignore[return-value]
+        if which == "smallest":
+            return min(ok, key=lambda v: (v.size_bytes or 0, v.latency_ratio))
+        named = [v for v in ok if v.name == which]
+        if not named:
+            verdict = next((f"{v.verdict}: {v.reason}" for v in self.variants if v.name == which), "not tried")
+            raise UserError(f"'save_variant' value '{which}' was not accepted ({verdict}); accepted: "
+                            f"{', '.join(v.name for v in ok)}")
+        return named[0]
+
 
 def _flops(module: nn.Module, x: torch.Tensor) -> int | None:
     try:
         return count_cost(module, (x,)).flops
     except Exception:  # a structure the counter cannot run (it never blocks judging)
         return None
+
+
+def max_abs_diff(predict: Callable[[torch.Tensor], torch.Tensor], baseline: nn.Module, x: torch.Tensor,
+                 batch: int = 512) -> float:
+    """The largest output difference from the baseline over the whole test set."""
+    worst = 0.0
+    with torch.inference_mode():
+        for i in range(0, x.shape[0], batch):
+            part = x[i : i + batch]
+            worst = max(worst, float((predict(part).float() - baseline(part).float()).abs().max()))
+    return worst
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
@@ -88,8 +115,7 @@ def judge_candidate(c: Candidate, ctx: Context, baseline_accuracy: float, max_ac
                     timer: TimerConfig) -> VariantResult:
     r = VariantResult(c.name, notes=dict(c.notes))
     x = ctx.example
-    with torch.inference_mode():
-        r.max_abs_diff = float((c.predict(x).float() - ctx.baseline(x)).abs().max())
+    r.max_abs_diff = max_abs_diff(c.predict, ctx.baseline, ctx.data.test.tensors[0])
     r.accuracy = ctx.task.evaluate(c.predict, ctx.data)
     comparison = compare(Workload(lambda: ctx.baseline(x), threads=ctx.threads, label="baseline"),
                          Workload(lambda: c.predict(x), threads=ctx.threads, label=c.name), timer)
@@ -128,7 +154,7 @@ def optimize(ctx: Context, pipelines: list[list[tuple[str, str | None]]], *, max
             if result.verdict == "accepted":
                 kept[name] = candidate
         except Exception as e:  # a technique that does not apply to this model is a finding, not a crash
-            result = VariantResult(name, reason=f"failed: {one_line(e)}")
+            result = VariantResult(name, reason=f"failed: {full_reason(e)}")
         results.append(result)
         if on_variant:
             on_variant(result)

@@ -53,22 +53,28 @@ def channels_last(model: nn.Module) -> Predict:
     return predict
 
 
-def onnx_session(model: nn.Module, example: torch.Tensor, threads: int | None, out_dir: Path | None = None
-                 ) -> tuple[Predict, dict[str, Any]]:
-    """Export with torch.onnx (dynamo, dynamic batch) and open an ONNX Runtime CPU session."""
+def onnx_session(model: nn.Module, example: torch.Tensor, threads: int | None, out_dir: Path | None = None, *,
+                 int8: str | None = None, calibration: torch.Tensor | None = None) -> tuple[Predict, dict[str, Any]]:
+    """Export with torch.onnx (dynamo, dynamic batch) and open an ONNX Runtime CPU session. With
+    `int8`, the float export is quantized by ONNX Runtime's own tools: "dynamic" (int8 weights,
+    activations quantized at run time) or "static" (QDQ, calibrated on `calibration`)."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise UserError("ONNX needs onnx, onnxscript and onnxruntime (pip install 'fastslow[optimize]')") from None
     out_dir = out_dir or Path(tempfile.mkdtemp(prefix="fastslow-onnx-"))
     path = out_dir / "model.onnx"
+    fp32 = out_dir / "fp32" / "model.onnx" if int8 else path
+    fp32.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     batch = torch.export.Dim("batch", min=1)
     # The exporter prints its progress and warns about pytree internals: keep that off the user's screen.
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(copy.deepcopy(model).eval(), (example,), str(path), dynamo=True, verbose=False,
-                          dynamic_shapes=({0: batch},), report=False)
+        torch.onnx.export(copy.deepcopy(model).eval(), (example,), str(fp32), dynamo=True, verbose=False,
+                          dynamic_shapes=({0: batch},), report=False, external_data=False)
+    if int8:
+        _ort_quantize(fp32, path, int8, calibration if calibration is not None else example)
     export_s = time.perf_counter() - t0
     opts = ort.SessionOptions()
     if threads:
@@ -81,4 +87,38 @@ def onnx_session(model: nn.Module, example: torch.Tensor, threads: int | None, o
         return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
 
     size = sum(p.stat().st_size for p in out_dir.iterdir() if p.name.startswith("model.onnx"))
-    return predict, {"export_s": export_s, "size_bytes": size, "path": str(path)}
+    return predict, {"export_s": export_s, "size_bytes": size, "path": str(path), "int8": int8}
+
+
+def _ort_quantize(fp32: Path, out: Path, mode: str, calibration: torch.Tensor) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = fp32.with_name("model.prep.onnx")
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        if mode == "dynamic":
+            quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8)
+            return
+        import onnxruntime as ort
+
+        name = ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+        batches = [calibration[i : i + 64].numpy() for i in range(0, calibration.shape[0], 64)]
+
+        class Reader(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.it = iter(batches)
+
+            def get_next(self) -> dict[str, Any] | None:
+                x = next(self.it, None)
+                return None if x is None else {name: x}
+
+        quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)

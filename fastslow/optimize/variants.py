@@ -34,6 +34,10 @@ class Candidate:
     size_bytes: int | None = None  # set when the artefact is not a plain state dict (sparse, ONNX)
     notes: dict[str, Any] = field(default_factory=dict)
     masked: bool = False  # carries pruning masks not yet made permanent
+    # What --save writes when the variant is no longer a module of its own (compile, a lower
+    # precision, channels_last): the module it runs, and how its inputs must be given.
+    artifact: nn.Module | None = None
+    input_dtype: torch.dtype = torch.float32
 
 
 @dataclass
@@ -102,19 +106,19 @@ def _module_candidate(prev: Candidate, module: nn.Module, float_module: nn.Modul
 @register_step("int8-dynamic", "int8 weights, activations quantized at run time (Linear, LSTM, GRU)",
                makes="quantized")
 def _int8_dynamic(c: Candidate, ctx: Context, arg: Any) -> Candidate:
-    return _module_candidate(c, Q.dynamic_int8(c.module), c.float_module)
+    return _module_candidate(c, Q.dynamic_int8(c.module), c.float_module, int8="dynamic")
 
 
 @register_step("int8-static", "int8 weights and activations, calibrated (FX graph mode, x86 backend)",
                makes="quantized")
 def _int8_static(c: Candidate, ctx: Context, arg: Any) -> Candidate:
-    return _module_candidate(c, Q.static_int8(c.module, ctx.data), c.float_module)
+    return _module_candidate(c, Q.static_int8(c.module, ctx.data), c.float_module, int8="static")
 
 
 @register_step("qat", "quantization-aware fine-tuning (argument: epochs, default 3), then int8",
                arg=StepArg("epochs", int, 3, 1, 1000), makes="quantized")
 def _qat(c: Candidate, ctx: Context, epochs: Any) -> Candidate:
-    return _module_candidate(c, Q.qat_int8(c.module, ctx.task, ctx.data, epochs), c.float_module)
+    return _module_candidate(c, Q.qat_int8(c.module, ctx.task, ctx.data, epochs), c.float_module, int8="qat")
 
 
 def _unstructured(method: str) -> Step:
@@ -182,14 +186,16 @@ register_step("student", "the same student trained without the teacher, for comp
 @register_step("compile", "torch.compile (inductor); reports compile time and break-even calls", makes="none")
 def _compile(c: Candidate, ctx: Context, arg: Any) -> Candidate:
     fn, seconds = R.compiled(c.module, ctx.example)
-    return Candidate(c.name, fn, None, c.float_module, None, {**c.notes, "compile_s": seconds})
+    return Candidate(c.name, fn, None, c.float_module, None, {**c.notes, "compile_s": seconds}, artifact=c.module)
 
 
 def _precision(dtype: torch.dtype) -> Step:
     def step(c: Candidate, ctx: Context, arg: Any) -> Candidate:
         predict = R.low_precision(c.module, dtype, ctx.example)
-        size = P.serialized_size(copy.deepcopy(c.module).to(dtype).state_dict())
-        return Candidate(c.name, predict, None, c.float_module, size, dict(c.notes))
+        converted = copy.deepcopy(c.module).to(dtype).eval()
+        size = P.serialized_size(converted.state_dict())
+        return Candidate(c.name, predict, None, c.float_module, size, dict(c.notes), artifact=converted,
+                         input_dtype=dtype)
     return step
 
 
@@ -199,22 +205,29 @@ register_step("fp16", "weights and activations in float16", makes="none")(_preci
 
 @register_step("channels-last", "NHWC memory layout for convolutions", makes="none")
 def _channels_last(c: Candidate, ctx: Context, arg: Any) -> Candidate:
-    return Candidate(c.name, R.channels_last(c.module), None, c.float_module, None, dict(c.notes))
+    return Candidate(c.name, R.channels_last(c.module), None, c.float_module, None, dict(c.notes), artifact=c.module)
 
 
 @register_step("onnx", "export to ONNX and run in ONNX Runtime (outputs checked against PyTorch)", makes="none")
 def _onnx(c: Candidate, ctx: Context, arg: Any) -> Candidate:
-    predict, info = R.onnx_session(c.module, ctx.example, ctx.threads)
+    """Float models are exported as they are; an int8 one (after int8-dynamic or int8-static) is
+    exported from its float model and quantized by ONNX Runtime the same way (torch.ao's int8
+    modules do not export)."""
+    int8 = c.notes.get("int8")
+    source = c.float_module if int8 else c.module
+    predict, info = R.onnx_session(source, ctx.example, ctx.threads, int8=int8,
+                                   calibration=ctx.data.calibration.tensors[0])
     with torch.inference_mode():
-        diff = float((predict(ctx.example) - c.module(ctx.example)).abs().max())
+        diff = float((predict(ctx.example) - c.predict(ctx.example).float()).abs().max())
     return Candidate(c.name, predict, None, c.float_module, info["size_bytes"],
                      {**c.notes, "export_s": info["export_s"], "onnx_path": info["path"],
                       "onnx_vs_torch_max_abs_diff": diff})
 
 
 KEEPS_MASKS = {"finetune", "prune-random", "prune-l1", "prune-global"}  # may run before masks are folded in
-# What may follow a quantized module: nothing trains or prunes an int8 model.
-AFTER_QUANTIZED = {"compile"}
+# What may follow a quantized module: nothing trains or prunes an int8 model; onnx re-quantizes
+# its float model with ONNX Runtime's tools (after int8-dynamic or int8-static).
+AFTER_QUANTIZED = {"compile", "onnx"}
 DEFAULT_TRY = ("int8-dynamic,int8-static,qat,prune-random,prune-l1,prune-global,prune-structured:0.5+finetune,"
                "distill,student,compile,bf16,channels-last,onnx")
 
@@ -242,6 +255,9 @@ def parse_pipelines(text: str) -> list[Pipeline]:
                 raise UserError(f"step '{item.strip()}': empty argument after ':'")
             if made == "none":
                 raise UserError(f"pipeline '{pipe}': '{steps[-1][0]}' leaves torch modules, so it must come last")
+            if steps and steps[-1][0] == "qat" and name == "onnx":
+                raise UserError(f"pipeline '{pipe}': ONNX Runtime quantizes from the float model, which would drop "
+                                "qat's fine-tuning; use int8-static+onnx (calibrated) or int8-dynamic+onnx")
             if made == "quantized" and name not in AFTER_QUANTIZED:
                 raise UserError(f"pipeline '{pipe}': '{name}' cannot follow '{steps[-1][0]}', which makes an int8 "
                                 f"model (only {', '.join(sorted(AFTER_QUANTIZED))} can; put {name} first)")

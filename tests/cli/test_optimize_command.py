@@ -17,7 +17,8 @@ def test_optimize_json_save_plot_and_history(cli, tmp_path):
         assert v["verdict"] in ("accepted", "rejected") and isinstance(v["pareto"], bool) and v["reason"]
         assert v["latency_ratio"] == pytest.approx(v["median_s"] / v["baseline_median_s"], rel=1e-9)
     manifest = json.loads((tmp_path / "best" / "manifest.json").read_text())
-    assert manifest["task"] == "xor" and manifest["format"] in ("onnx", "torch.export", "state_dict", "none")
+    assert manifest["task"] == "xor" and manifest["spec"] is None and manifest["chosen_as"] == "fastest"
+    assert manifest["format"] in ("onnx", "torch.export", "torchscript")
     assert (tmp_path / "o.png").exists()
     h = cli("history", "--command", "optimize", "--json", "h.json")
     assert h.code == 0 and json.loads((tmp_path / "h.json").read_text())["runs"][0]["spec"] == "task:xor"
@@ -58,3 +59,17 @@ def test_optimize_bad_input(cli, args, fragment):
 def test_optimize_lists_steps(cli):
     r = cli("optimize", "--list")
     assert r.code == 0 and "prune-structured" in r.out and "default --try" in r.out
+
+
+def test_save_variant_by_name_and_size(cli, tmp_path):
+    r = cli("optimize", "--task", "xor", "--try", "int8-dynamic,onnx,bf16", "--max-time", "0.2",
+            "--max-accuracy-drop", "100", "--seed", "0", "--json", "o.json",
+            "--save", "small", "--save-variant", "smallest")
+    assert r.code == 0, r.err
+    d = json.loads((tmp_path / "o.json").read_text())
+    accepted = [v for v in d["variants"] if v["verdict"] == "accepted"]
+    smallest = min(accepted, key=lambda v: v["size_bytes"])
+    assert json.loads((tmp_path / "small" / "manifest.json").read_text())["variant"] == smallest["name"]
+    r = cli("optimize", "--task", "xor", "--try", "onnx", "--save", "x", "--save-variant", "nope")
+    assert r.code == 2 and "--save-variant value 'nope' is neither fastest, smallest nor one of" in r.err
+    assert "training" not in r.err  # refused before training
