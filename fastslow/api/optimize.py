@@ -55,6 +55,7 @@ def optimize(
     seed: int = 0,
     save: str | Path | None = None,
     save_variant: str = "fastest",
+    search: bool = False,
     store: Store = True,
     on_variant: Callable[[VariantResult], None] | None = None,
     on_training: Callable[[str], None] | None = None,
@@ -62,7 +63,9 @@ def optimize(
     """Optimize `spec` (default: the task's own model) on `task`: the model is trained with the
     task's loop unless `weights` are given; every pipeline is built and judged; with `save`, the
     accepted variant chosen by `save_variant` ("fastest", "smallest" on disk, or a pipeline's
-    name) is written there as judged, loadable with torch or onnxruntime alone.
+    name) is written there as judged, loadable with torch or onnxruntime alone. With `search`,
+    the pipelines are not given but found: fastslow.optimize.judge.search tries each step of a
+    stated space alone, then combinations of the best ones.
 
         >>> run = optimize(task="xor", pipelines="int8-dynamic,onnx", store=False)  # doctest: +SKIP
         >>> run.report.best().name  # doctest: +SKIP
@@ -75,8 +78,10 @@ def optimize(
         raise param_error("max_accuracy_drop", f"must be a finite number >= 0 (got {max_accuracy_drop})")
     parsed = parse_pipelines(DEFAULT_TRY if pipelines is None else pipelines) if not isinstance(pipelines, list) \
         else pipelines
+    if search and pipelines is not None:
+        raise param_error("pipelines", "and a search cannot be asked for together: the search chooses the pipelines")
     names = [pipeline_name(p) for p in parsed]
-    if save_variant not in ("fastest", "smallest") and save_variant not in names:
+    if save_variant not in ("fastest", "smallest") and save_variant not in names and not search:
         raise param_error("save_variant", f"value '{save_variant}' is neither fastest, smallest nor one of the "
                                           f"pipelines tried ({', '.join(names)})")
     timer = timer or TimerConfig.preset("judge")
@@ -105,7 +110,12 @@ def optimize(
         the_task.train(model, data)
     ctx = Context(the_task, data, model.eval(), example, threads)
     others_cpu_percent(refresh=True)
-    report = judge_all(ctx, parsed, max_accuracy_drop=max_accuracy_drop, timer=timer, on_variant=on_variant)
+    if search:
+        from fastslow.optimize.judge import search as run_search
+
+        report = run_search(ctx, max_accuracy_drop=max_accuracy_drop, timer=timer, on_variant=on_variant)
+    else:
+        report = judge_all(ctx, parsed, max_accuracy_drop=max_accuracy_drop, timer=timer, on_variant=on_variant)
     run = OptimizeRun(report, the_task.name, spec, trained)
     best = report.best()
     if save is not None:
@@ -117,7 +127,7 @@ def optimize(
                               "chosen_as": save_variant, "seed": seed, "weights": weights, "batch": batch}, example)
     run.saved = store_whole(db, Record(
         "optimize", spec or f"task:{the_task.name}",
-        {"task": the_task.name, "try": ",".join(pipeline_name(p) for p in parsed), "batch": batch, "threads": threads,
+        {"task": the_task.name, "try": "search" if search else ",".join(names), "batch": batch, "threads": threads,
          "max_accuracy_drop": max_accuracy_drop, "seed": seed, "weights": weights},
         environment(threads=threads), run.to_dict(), "ok",
         f"best {best.name} {1 / best.latency_ratio:.2f}x" if best else "none accepted"))

@@ -22,6 +22,7 @@ from fastslow.cli.app import (
     timer,
     warn_if_busy,
 )
+from fastslow.errors import UserError
 
 
 @app.command(short_help="Make a model faster; judge each variant by measurement.")
@@ -48,6 +49,9 @@ def optimize(
                                                 "pipeline's name.")] = "fastest",
     plot: Annotated[str | None, typer.Option("--plot", help="PNG: latency against accuracy.")] = None,
     list_steps: Annotated[bool, typer.Option("--list", help="List the steps and exit.")] = False,
+    search: Annotated[bool, typer.Option(
+        "--search", help="Find a pipeline: each step of a stated space alone, then combinations of the best.")
+                      ] = False,
     db: Db = None,
     json_out: JsonOut = None,
 ) -> None:
@@ -61,10 +65,13 @@ def optimize(
         output.console.print(tables.steps_table(STEPS.items()))
         output.console.print(f"default --try: {DEFAULT_TRY}")
         return
+    if search and try_ is not None:
+        raise UserError("--search chooses the pipelines itself: give --search or --try, not both")
     pipelines = parse_pipelines(DEFAULT_TRY if try_ is None else try_)  # refused here, before any training
     output.check_json_path(json_out)
-    with progress(len(pipelines), "optimizing") as advance:
-        result = run(spec, task, pipelines, args=list(arg or []), weights=weights, batch=batch, threads=threads,
+    with progress(30 if search else len(pipelines), "optimizing") as advance:
+        result = run(spec, task, None if search else pipelines, args=list(arg or []), weights=weights, batch=batch,
+                     threads=threads, search=search,
                      max_accuracy_drop=max_accuracy_drop,
                      timer=timer("judge", max_time=max_time, min_samples=min_samples), seed=seed,
                      save=save, save_variant=save_variant, store=state["db"] or True, on_training=say,
@@ -83,6 +90,11 @@ def optimize(
                              f"fp32 eager, accuracy {100 * best.accuracy:.2f}% (baseline {100 * b['accuracy']:.2f}%)")
     else:
         output.console.print("no variant was accepted")
+    if report.search:
+        s = report.search
+        kept = "; ".join(f"{g}: {', '.join(n) or 'none'}" for g, n in s["kept_per_group"].items())
+        say(f"search: {s['singles']} steps alone, then {len(s['combinations'])} combinations of the {s['keep']} "
+            f"fastest accepted per group ({kept})")
     if result.manifest:
         say(f"saved {result.manifest['variant']} ({save_variant}) to {save} as {result.manifest['format']}: "
             f"{result.manifest['load']} (see manifest.json)")

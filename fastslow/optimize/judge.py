@@ -9,6 +9,7 @@ lies above 1) or losing more than `max_accuracy_drop` points is rejected, with t
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ from fastslow.cost.counter import count_cost, params_of, state_dict_size_bytes
 from fastslow.errors import UserError, full_reason
 from fastslow.measure.compare import compare
 from fastslow.measure.timer import TimerConfig, Workload
-from fastslow.optimize.variants import Candidate, Context, build, pipeline_name
+from fastslow.optimize.variants import Candidate, Context, Pipeline, build, parse_pipelines, pipeline_name
 
 
 @dataclass
@@ -57,10 +58,11 @@ class OptimizeReport:
     # The built models of the accepted variants, by name, so the chosen one can be saved exactly
     # as judged (not part of the JSON).
     accepted_candidates: dict[str, Candidate] = field(default_factory=dict, repr=False)
+    search: dict[str, Any] | None = None  # what `search` kept and tried
 
     def to_dict(self) -> dict[str, Any]:
         return {"baseline": self.baseline, "variants": [v.to_dict() for v in self.variants], "batch": self.batch,
-                "threads": self.threads, "max_accuracy_drop": self.max_accuracy_drop}
+                "threads": self.threads, "max_accuracy_drop": self.max_accuracy_drop, "search": self.search}
 
     def best(self) -> VariantResult | None:
         """The fastest accepted variant (ties: the more accurate)."""
@@ -138,18 +140,14 @@ def judge_candidate(c: Candidate, ctx: Context, baseline_accuracy: float, max_ac
     return r
 
 
-def optimize(ctx: Context, pipelines: list[list[tuple[str, str | None]]], *, max_accuracy_drop: float = 1.0,
-             timer: TimerConfig | None = None, on_variant: Callable[[VariantResult], None] | None = None
-             ) -> OptimizeReport:
-    """Build and judge every pipeline against the baseline; a pipeline that fails is rejected with its error."""
-    timer = timer or TimerConfig.preset("judge")
-    base_acc = ctx.task.evaluate(ctx.baseline, ctx.data)
-    results = []
-    kept: dict[str, Candidate] = {}
+def _judge_all(ctx: Context, pipelines: list[Pipeline], base_acc: float, max_accuracy_drop: float,
+               timer: TimerConfig, on_variant: Callable[[VariantResult], None] | None,
+               cache: dict[str, Candidate] | None = None) -> tuple[list[VariantResult], dict[str, Candidate]]:
+    results, kept = [], {}
     for pipeline in pipelines:
         name = pipeline_name(pipeline)
         try:
-            candidate = build(pipeline, ctx)
+            candidate = build(pipeline, ctx, cache)
             result = judge_candidate(candidate, ctx, base_acc, max_accuracy_drop, timer)
             if result.verdict == "accepted":
                 kept[name] = candidate
@@ -158,6 +156,11 @@ def optimize(ctx: Context, pipelines: list[list[tuple[str, str | None]]], *, max
         results.append(result)
         if on_variant:
             on_variant(result)
+    return results, kept
+
+
+def _report(ctx: Context, results: list[VariantResult], kept: dict[str, Candidate], base_acc: float,
+            max_accuracy_drop: float) -> OptimizeReport:
     baseline_medians = [r.baseline_median_s for r in results if r.baseline_median_s]
     baseline = {
         "median_s": sorted(baseline_medians)[len(baseline_medians) // 2] if baseline_medians else None,
@@ -170,3 +173,58 @@ def optimize(ctx: Context, pipelines: list[list[tuple[str, str | None]]], *, max
     for r, on in zip(accepted, front[1:], strict=True):
         r.pareto = on
     return OptimizeReport(baseline, results, int(ctx.example.shape[0]), ctx.threads, max_accuracy_drop, kept)
+
+
+def optimize(ctx: Context, pipelines: list[Pipeline], *, max_accuracy_drop: float = 1.0,
+             timer: TimerConfig | None = None, on_variant: Callable[[VariantResult], None] | None = None
+             ) -> OptimizeReport:
+    """Build and judge every pipeline against the baseline; a pipeline that fails is rejected with its error."""
+    timer = timer or TimerConfig.preset("judge")
+    base_acc = ctx.task.evaluate(ctx.baseline, ctx.data)
+    results, kept = _judge_all(ctx, pipelines, base_acc, max_accuracy_drop, timer, on_variant)
+    return _report(ctx, results, kept, base_acc, max_accuracy_drop)
+
+
+# The search space: steps in three groups, applied in this order (a smaller or pruned model,
+# then int8, then a runtime). Each step is first judged alone; the SEARCH_KEEP fastest accepted
+# ones of each group are then combined, one per group, two or three groups at a time, in
+# every order the steps can follow each other.
+SEARCH_GROUPS: dict[str, list[str]] = {
+    "model": ["distill", "prune-structured:0.5+finetune"],
+    "int8": ["int8-static", "int8-dynamic"],
+    "runtime": ["onnx", "compile", "channels-last", "bf16"],
+}
+SEARCH_KEEP = 2
+
+
+def search(ctx: Context, *, max_accuracy_drop: float = 1.0, timer: TimerConfig | None = None,
+           on_variant: Callable[[VariantResult], None] | None = None) -> OptimizeReport:
+    """Every step of SEARCH_GROUPS alone, then combinations of the best of each group; the report
+    holds every variant judged, and `search` says what was kept and tried."""
+    timer = timer or TimerConfig.preset("judge")
+    base_acc = ctx.task.evaluate(ctx.baseline, ctx.data)
+    cache: dict[str, Candidate] = {}
+    singles = [parse_pipelines(text)[0] for texts in SEARCH_GROUPS.values() for text in texts]
+    results, kept = _judge_all(ctx, singles, base_acc, max_accuracy_drop, timer, on_variant, cache)
+    by_name = {r.name: r for r in results}
+    chosen: dict[str, list[str]] = {}
+    for group, texts in SEARCH_GROUPS.items():
+        names = [pipeline_name(parse_pipelines(t)[0]) for t in texts]
+        ok = [n for n in names if by_name[n].verdict == "accepted" and (by_name[n].latency_ratio or 2) < 1]
+        chosen[group] = sorted(ok, key=lambda n: by_name[n].latency_ratio)[:SEARCH_KEEP]  # type: ignore[arg-type,return-value]
+    combos = []
+    for parts in itertools.product(*[[None, *names] for names in chosen.values()]):
+        picked = [p for p in parts if p is not None]
+        if len(picked) < 2:
+            continue
+        try:
+            combos.append(parse_pipelines("+".join(picked))[0])
+        except UserError:
+            continue  # steps that cannot follow each other (int8 then compile/channels-last ...)
+    more, more_kept = _judge_all(ctx, combos, base_acc, max_accuracy_drop, timer, on_variant, cache)
+    report = _report(ctx, results + more, {**kept, **more_kept}, base_acc, max_accuracy_drop)
+    best = report.best()
+    report.search = {"groups": SEARCH_GROUPS, "kept_per_group": chosen, "keep": SEARCH_KEEP,
+                     "singles": len(singles), "combinations": [pipeline_name(c) for c in combos],
+                     "best": best.name if best else None}
+    return report

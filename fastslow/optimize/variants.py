@@ -288,11 +288,23 @@ def pipeline_name(pipeline: Pipeline) -> str:
     return "+".join(part(n, a) for n, a in pipeline)
 
 
-def build(pipeline: Pipeline, ctx: Context) -> Candidate:
+def build(pipeline: Pipeline, ctx: Context, cache: dict[str, Candidate] | None = None) -> Candidate:
+    """Apply the pipeline's steps to a copy of the baseline. With `cache`, a prefix already built
+    (a torch module after it) is copied rather than rebuilt: a search that tries distill+onnx
+    and distill+int8-static trains the student once."""
     name = pipeline_name(pipeline)
-    base = copy.deepcopy(ctx.baseline).eval()
-    c = Candidate(name, base, base, base)
-    for step, arg in pipeline:
+    start = 0
+    c: Candidate | None = None
+    if cache is not None:
+        for i in range(len(pipeline) - 1, 0, -1):
+            hit = cache.get(pipeline_name(pipeline[:i]))
+            if hit is not None:
+                c, start = copy.deepcopy(hit), i
+                break
+    if c is None:
+        base = copy.deepcopy(ctx.baseline).eval()
+        c = Candidate(name, base, base, base)
+    for i, (step, arg) in enumerate(pipeline[start:], start):
         if step not in KEEPS_MASKS:
             c = finalize(c)
         spec = STEPS.get(step)
@@ -300,4 +312,6 @@ def build(pipeline: Pipeline, ctx: Context) -> Candidate:
             raise UserError(f"'{name}': step '{step}' needs a torch module, and an earlier step produced none")
         c = spec.fn(c, ctx, arg)
         c.name = name
+        if cache is not None and c.module is not None:
+            cache[pipeline_name(pipeline[: i + 1])] = copy.deepcopy(c)
     return finalize(c)

@@ -57,3 +57,21 @@ def test_distilled_and_plain_students_have_the_same_size(xor_ctx):
     s = V.build([("student", 0.5)], xor_ctx)
     assert params_of(d.module) == params_of(s.module) < params_of(xor_ctx.baseline)
     assert d.notes["distilled"] and not s.notes["distilled"]
+
+
+def test_search_tries_each_step_then_combines_the_best_of_each_group(xor_ctx, monkeypatch):
+    from fastslow.optimize import judge
+
+    monkeypatch.setattr(judge, "SEARCH_GROUPS", {"model": ["distill:0.5"], "int8": ["int8-dynamic"],
+                                                 "runtime": ["onnx", "channels-last"]})
+    report = judge.search(xor_ctx, max_accuracy_drop=5.0, timer=FAST)
+    s = report.search
+    names = [v.name for v in report.variants]
+    assert names[:4] == ["distill:0.5", "int8-dynamic", "onnx", "channels-last"] and s["singles"] == 4
+    by = {v.name: v for v in report.variants}
+    for group, kept in s["kept_per_group"].items():  # only accepted steps that were faster alone
+        assert all(by[n].verdict == "accepted" and by[n].latency_ratio < 1 for n in kept), group
+    kept = {n for names in s["kept_per_group"].values() for n in names}
+    for combo in s["combinations"]:  # each combination is made of kept steps, two or more groups
+        assert combo in names and "+" in combo and set(combo.split("+")) <= kept | {"finetune"}
+    assert s["best"] == (report.best().name if report.best() else None)
