@@ -266,7 +266,7 @@ def demo(
     study, train XOR, measure device peaks, and write an HTML report."""
     from fastslow.api.tasks import demo as run
     from fastslow.measure.sweep import parse_values
-    from fastslow.report import output
+    from fastslow.report import output, tables
     from fastslow.report.study import study_lines, study_table
 
     size_list = tuple(parse_values(sizes, what="--sizes"))
@@ -281,9 +281,7 @@ def demo(
     for line in study_lines(study):
         output.console.print(line)
     output.console.print(f"xor: test accuracy {100 * result.xor.test_accuracy:.1f}%")
-    for p in result.peaks:
-        unit = "FLOP/s" if p.kind == "matmul" else "B/s"
-        output.console.print(f"peak {p.device} {p.kind} {p.dtype}: {p.value:.3g} {unit}")
+    output.console.print(tables.peaks_table(result.peaks))
     output.console.print(f"report: {result.report.resolve()}")
     payload = result.to_dict()
     output.write_json(json_out, payload)

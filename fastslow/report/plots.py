@@ -55,9 +55,10 @@ def plot_scaling(
     if fit is not None and sizes:  # a PowerLawFit's dict: time = coefficient * n^exponent
         knee = fit.get("knee")
         xs = np.geomspace(max(min(sizes), knee or 0), max(sizes), 100)
+        lo, hi = fit["ci95"]
+        interval = f"[{lo:.2f}, {hi:.2f}]" if lo is not None and np.isfinite(lo) else "(too few points for a CI)"
         ax.loglog(xs, [fit["coefficient"] * x ** fit["exponent"] for x in xs], "-",
-                  label=f"fit: t ∝ {fit['symbol']}^{fit['exponent']:.2f} "
-                        f"[{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}], R²={fit['r2']:.3f}")
+                  label=f"fit: t ∝ {fit['symbol']}^{fit['exponent']:.2f} {interval}, R²={fit['r2']:.3f}")
         if knee is not None:
             ax.axvline(knee, ls="--", color="grey", label=f"knee ≈ {knee:.3g}")
     ax.set_xscale("log")
@@ -127,18 +128,20 @@ def plot_roofline(path: str | Path, rows: list[Any], peaks: Any, title: str = ""
 
 
 def plot_throughput_vs_params(path: str | Path, entries: list[dict[str, Any]], title: str = "") -> Path:
-    """The course's figure: throughput against parameter count, coloured by family."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    """The course's figure: throughput against parameter count, coloured by family. Each model is a
+    numbered marker explained in the legend (text next to crowded points would overlap)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
     colours = {"convolutional": "tab:blue", "efficient": "tab:green", "transformer": "tab:red"}
-    seen = set()
-    for e in entries:
+    for i, e in enumerate(entries, 1):
         fam = e.get("family", "")
-        ax.scatter(e["params"] / 1e6, e["throughput_per_s"], s=60, color=colours.get(fam, "tab:grey"),
-                   label=fam if fam not in seen else None)
-        seen.add(fam)
-        ax.annotate(e["spec"], (e["params"] / 1e6, e["throughput_per_s"]), fontsize=7, xytext=(4, 4),
-                    textcoords="offset points")
-    return _finish(fig, ax, path, "parameters (millions)", "throughput (items/s)", title, log=False)
+        ax.scatter(e["params"] / 1e6, e["throughput_per_s"], s=160, color=colours.get(fam, "tab:grey"),
+                   marker=f"${i}$", label=f"{i}: {e['spec']} ({fam})")
+    ax.set_xlabel("parameters (millions)")
+    ax.set_ylabel("throughput (items/s)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    return _save(fig, path)
 
 
 def plot_latency_accuracy(path: str | Path, payload: dict[str, Any], title: str = "") -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,22 @@ def plot_study(path: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def study_sections(payload: dict[str, Any], plot: Path) -> Any:
+    """The plot, the fits, the checks, then one table per predictor."""
     from fastslow.report.html import Section
 
-    s = Section("Game of Life: time per generation against grid side")
-    s.table([{k: r[k] for k in ("predictor", "size", "median_s", "per_cell_s", "accuracy", "error")}
-             for r in payload["rows"]]).image(plot, "study plot")
-    s.table([{"predictor": k, "exponent": f["exponent"], "ci95": f"[{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}]",
-              "r2": f["r2"], "knee": f["knee"]} for k, f in payload["fits"].items()])
-    s.table(payload["checks"])
+    s = Section("Game of Life: time per generation against grid side").image(plot, "study plot")
+    s.heading("Scaling: time = a·side^k fitted per predictor")
+    s.table([{"predictor": k, "exponent k": f["exponent"],
+              "ci95": list(f["ci95"]) if f["ci95"][0] is not None and math.isfinite(f["ci95"][0]) else f["ci_note"],
+              "R²": f["r2"], "points": f["points_used"], "fitted on": f["basis"],
+              "left out": [f"{n:g}" for n in f.get("excluded", [])]}
+             for k, f in payload["fits"].items()])
+    s.heading("Checks (interleaved A/B)")
+    s.table([{"check": c["check"], "size": c["size"], "B/A": c["ratio"], "ci95": c["ci95"], "verdict": c["verdict"]}
+             for c in payload["checks"]])
+    for name in dict.fromkeys(r["predictor"] for r in payload["rows"]):
+        s.heading(f"{name}")
+        s.table([{"side": r["size"], "median_s": r["median_s"], "iqr_s": r.get("iqr_s"), "n": r.get("n"),
+                  "per_cell_s": r["per_cell_s"], "accuracy": r["accuracy"], "flags": r.get("flags") or [],
+                  "note": r["error"] or ""} for r in payload["rows"] if r["predictor"] == name])
     return s
