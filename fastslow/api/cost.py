@@ -159,7 +159,7 @@ def arch(specs: list[str], inputs: list[str] | None = None, *, batch: int = 8, t
     with torch.inference_mode():
         ms = measure_interleaved(workloads, timer or TimerConfig.preset("arch"))
     for e, m in zip(entries, ms, strict=True):
-        e.update(median_s=m.median_s, throughput_per_s=batch / m.median_s, iqr_s=m.iqr_s, n=m.n)
+        e.update(median_s=m.median_s, throughput_per_s=batch / m.median_s, iqr_s=m.iqr_s, n=m.n, flags=m.flags)
     result = ArchResult(entries, batch, threads)
     result.saved = store_whole(db, Record("arch", " ".join(specs), {"batch": batch, "threads": threads,
                                                                     "inputs": list(inputs or [])},

@@ -8,7 +8,7 @@ rarely reaches it, so the bound is optimistic for it, as a bound should be).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -41,6 +41,9 @@ class RooflineRow:
     lower_bound_s: float
     measured_s: float | None
     bound: str  # "compute" or "memory"
+    n: int | None = None  # the measurement's samples, spread and flags
+    iqr_s: float | None = None
+    flags: list[str] = field(default_factory=list)
 
     @property
     def intensity(self) -> float:
@@ -61,7 +64,8 @@ class RooflineRow:
         return {"name": self.name or "(model)", "flops": self.flops, "bytes": self.bytes,
                 "intensity": self.intensity, "lower_bound_s": self.lower_bound_s,
                 "measured_s": self.measured_s, "share_of_peak": self.share_of_peak, "bound": self.bound,
-                "achieved_flops_per_s": self.achieved_flops_per_s}
+                "achieved_flops_per_s": self.achieved_flops_per_s, "n": self.n, "iqr_s": self.iqr_s,
+                "flags": self.flags}
 
 
 def peaks_for(device: str, dtype: torch.dtype, stored: dict[tuple[str, str], float],
@@ -125,6 +129,7 @@ def roofline(
             measured = measure_interleaved(
                 [Workload(lambda mod=mod, a=args, k=kwargs: mod(*a, **k), device, threads,
                           track_memory=False)], timer)[0]
-        rows.append(RooflineRow(m.name, m.flops, m.bytes, bound,
-                                measured.median_s if measured else None, kind))
+        rows.append(RooflineRow(m.name, m.flops, m.bytes, bound, measured.median_s if measured else None, kind,
+                                measured.n if measured else None, measured.iqr_s if measured else None,
+                                measured.flags if measured else []))
     return rows

@@ -41,6 +41,9 @@ class VariantResult:
     pareto: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
     baseline_median_s: float | None = None  # the baseline, as timed beside this variant
+    n: int | None = None  # the variant's samples, spread and flags
+    iqr_s: float | None = None
+    flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -122,6 +125,7 @@ def judge_candidate(c: Candidate, ctx: Context, baseline_accuracy: float, max_ac
     comparison = compare(Workload(lambda: ctx.baseline(x), threads=ctx.threads, label="baseline"),
                          Workload(lambda: c.predict(x), threads=ctx.threads, label=c.name), timer)
     r.median_s, r.baseline_median_s = comparison.b.median_s, comparison.a.median_s
+    r.n, r.iqr_s, r.flags = comparison.b.n, comparison.b.iqr_s, comparison.b.flags
     r.latency_ratio, r.ci95 = comparison.ratio, comparison.ci95
     r.params = params_of(c.float_module)
     r.flops = _flops(c.float_module, x)

@@ -33,6 +33,7 @@ def test_cost_roofline_with_stored_peaks_and_plot(cli, tmp_path):
     assert whole["name"] == "(model)" and whole["lower_bound_s"] > 0 and whole["measured_s"] > 0
     assert whole["share_of_peak"] == pytest.approx(whole["lower_bound_s"] / whole["measured_s"])
     assert all(row["measured_s"] for row in roof["rows"])  # every layer of a Sequential ran on its own
+    assert all(row["n"] >= 5 and row["iqr_s"] is not None and isinstance(row["flags"], list) for row in roof["rows"])
     assert (tmp_path / "roof.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -69,7 +70,7 @@ def test_arch_compares_library_models(cli, tmp_path):
     models = json.loads((tmp_path / "a.json").read_text())["models"]
     assert [m["spec"] for m in models] == ["torchvision:resnet18", "timm:vit_tiny_patch16_224", "zoo:convnet"]
     for m in models:
-        assert set(m) >= {"spec", "params", "flops", "median_s", "throughput_per_s"}
+        assert set(m) >= {"spec", "params", "flops", "median_s", "throughput_per_s", "n", "iqr_s", "flags"}
         assert m["throughput_per_s"] == pytest.approx(2 / m["median_s"])
     assert models[0]["params"] == 11_689_512  # resnet18, as torchvision documents it
     assert [m["family"] for m in models] == ["convolutional", "transformer", "convolutional"]

@@ -113,3 +113,11 @@ def test_demo_writes_a_self_contained_report(cli, tmp_path):
         assert heading in page
     assert page.count("data:image/png;base64,") >= 3
     assert "src=\"http" not in page  # self-contained
+
+
+def test_life_train_below_100_percent_says_so_and_is_stored_as_partial(cli, tmp_path):
+    r = cli("life", "train", "--epochs", "1", "--out", "short", "--json", "t.json")
+    assert r.code == 0, r.err
+    assert "not exact" in r.out and "stored as partial" in r.out
+    cli("history", "--json", "h.json")
+    assert json.loads((tmp_path / "h.json").read_text())["runs"][0]["status"] == "partial"

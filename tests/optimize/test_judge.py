@@ -49,7 +49,8 @@ def test_verdicts_reasons_and_failures(xor_ctx, slow_step):
     assert set(report.baseline) >= {"median_s", "size_bytes", "params", "flops", "accuracy"}
     d = report.to_dict()["variants"][0]
     assert set(d) >= {"name", "median_s", "latency_ratio", "ci95", "size_bytes", "params", "flops", "accuracy",
-                      "max_abs_diff", "verdict", "pareto", "reason"}
+                      "max_abs_diff", "verdict", "pareto", "reason", "n", "iqr_s", "flags"}
+    assert d["n"] >= 3
 
 
 def test_distilled_and_plain_students_have_the_same_size(xor_ctx):
