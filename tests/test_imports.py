@@ -15,7 +15,7 @@ LAYERS = {
     "fastslow.errors": 0, "fastslow.registry": 0, "fastslow.store": 0, "fastslow.report": 0,
     "fastslow.specs": 1, "fastslow.env": 1,
     "fastslow.zoo": 2, "fastslow.measure": 2, "fastslow.cost": 2, "fastslow.tpugraphs": 2,
-    "fastslow.tasks": 3, "fastslow.optimize": 3,
+    "fastslow.tasks": 3, "fastslow.optimize": 3, "fastslow.predict": 3,
     "fastslow.api": 4,
     "fastslow.cli": 5, "fastslow.__main__": 5, "fastslow.pytest_plugin": 5,
 }

@@ -1,0 +1,177 @@
+"""A model as an operator graph, for learned latency prediction: nodes are the operators one run
+executes, edges the data flowing between them, and each node carries its operator kind, its
+output's shape and dtype, and its FLOPs and bytes as `fastslow.cost` counts them.
+
+Capture is by `torch.export`, then decomposed to core ATen. On 21 models (the zoo, 8
+torchvision and 5 timm families) torch.export and `torch.fx.symbolic_trace` each captured 20;
+neither takes zoo:life-min, whose Python branches on weight values. torch.export is used
+because every node comes with its output's shape and dtype (fake tensors, no real run) and the
+nodes are the ATen operators the dispatcher runs, the ones fastslow.cost's FLOP formulas count:
+a captured graph's FLOPs equal `count_cost`'s. symbolic_trace gives module calls without
+shapes. A model torch.export cannot take is a one-line error with the exporter's reason and the
+line of the model's code it stopped at.
+
+The arrays follow the TpuGraphs tile schema, so `fastslow.tpugraphs`'s loading, batching,
+models and metrics can serve both: `node_feat` (nodes, NODE_FEATS) float32, `node_opcode`
+(nodes,) uint8 from the stable vocabulary OPS (unknown kinds share code 0), `edge_index`
+(edges, 2) int64 with rows [consumer, producer] and nodes in topological order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fastslow.cost.formulas import FORMULAS, ZERO_FLOP, elementwise_counts
+from fastslow.errors import UserError
+
+# The operator vocabulary: an index is an opcode and never changes meaning (append only).
+OPS = (
+    "other", "input", "convolution", "addmm", "mm", "bmm", "relu", "gelu", "silu", "sigmoid", "tanh",
+    "hardtanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "add", "sub", "mul", "div", "neg", "exp",
+    "log", "pow", "sqrt", "rsqrt", "mean", "sum", "amax", "var_mean", "_softmax", "_log_softmax",
+    "native_layer_norm", "_native_batch_norm_legit_no_training", "native_group_norm", "max_pool2d_with_indices",
+    "avg_pool2d", "_adaptive_avg_pool2d", "view", "_unsafe_view", "permute", "expand", "clone", "cat",
+    "slice", "select", "split_with_sizes", "squeeze", "unsqueeze", "_to_copy", "constant_pad_nd", "embedding",
+    "index_select", "where", "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention",
+    "mkldnn_rnn_layer", "lstm", "gru", "rnn_tanh", "upsample_nearest2d", "upsample_bilinear2d", "max_pool1d",
+    "convolution_backward", "full", "arange", "zeros", "ones", "clamp", "minimum", "maximum", "erf",
+    "any", "eq", "full_like", "logical_not", "as_strided",
+)
+OPCODE = {name: i for i, name in enumerate(OPS)}
+NODE_FEATS = 16
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+@dataclass
+class OpGraph:
+    """One captured model: per-node features and opcodes, edges [consumer, producer], and totals."""
+
+    node_feat: np.ndarray  # (nodes, NODE_FEATS) float32
+    node_opcode: np.ndarray  # (nodes,) uint8
+    edge_index: np.ndarray  # (edges, 2) int64, rows [consumer, producer]
+    names: list[str]  # the operator of each node ("aten.convolution", "input", ...)
+    flops: int  # total, as fastslow.cost counts them
+    bytes: int  # total read and written by the operators
+    unknown: list[str]  # operator names outside the vocabulary (opcode 0)
+
+    @property
+    def nodes(self) -> int:
+        return int(self.node_opcode.shape[0])
+
+
+def _reason(e: Exception) -> str:
+    """The exporter's first sentence, and the line of the model's code it stopped at."""
+    text = " ".join(str(e).split())
+    where = re.search(r"Caused by: \(([^)]*)\)", text)
+    first = re.split(r"(?<=[.!?]) ", text, maxsplit=1)[0][:200]
+    return f"{type(e).__name__}: {first}" + (f" (at {where.group(1)})" if where else "")
+
+
+def _val(a: Any) -> Any:
+    return a.meta.get("val") if isinstance(a, torch.fx.Node) else a
+
+
+def _tensors(x: Any) -> list[torch.Tensor]:
+    out: list[torch.Tensor] = []
+    torch.fx.node.map_aggregate(x, lambda v: out.append(v) if isinstance(v, torch.Tensor) else None)
+    return out
+
+
+def _nbytes(ts: list[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in ts)
+
+
+def _log(x: float, scale: float) -> float:
+    return math.log2(1.0 + max(0.0, float(x))) / scale
+
+
+def _features(out: list[torch.Tensor], flops: int, read: int, written: int, weight: int, n_in: int,
+              fan_out: int, dense: bool) -> list[float]:
+    first = out[0] if out else None
+    shape = list(first.shape) if first is not None else []
+    dims = ([0] * 4 + shape)[-4:]
+    dtype = first.dtype if first is not None else torch.float32
+    return [
+        _log(flops, 48), _log(read + written, 48), _log(first.numel() if first is not None else 0, 32),
+        *[_log(d, 16) for d in dims], len(shape) / 8,
+        *[float(dtype == d) for d in DTYPES], float(first is not None and not dtype.is_floating_point),
+        _log(weight, 40), float(dense), n_in / 8, fan_out / 8,
+    ]
+
+
+def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -> OpGraph:
+    """The operator graph of one forward pass of `model` on `inputs` (eval mode, no gradients)."""
+    try:  # the exporter prints the graph it got so far when it fails: keep that off the screen
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.export(model.eval(), tuple(inputs)).run_decompositions()
+    except Exception as e:  # the exporter's reason names the operator or construct it stopped at
+        raise UserError(f"model '{name}' cannot be captured as an operator graph: {_reason(e)}") from None
+    graph = program.graph
+    sig = program.graph_signature
+    weights = set(sig.inputs_to_parameters) | set(sig.inputs_to_buffers)
+    user_inputs = set(sig.user_inputs)
+    index: dict[torch.fx.Node, int] = {}
+    alias: dict[torch.fx.Node, torch.fx.Node] = {}  # getitem of a tuple -> the operator that made it
+    kept: list[torch.fx.Node] = []
+    for node in graph.nodes:
+        if node.op == "placeholder" and node.name in user_inputs:
+            index[node] = len(kept)
+            kept.append(node)
+        elif node.op == "call_function":
+            if node.target.__name__ == "getitem" and isinstance(node.args[0], torch.fx.Node):
+                alias[node] = alias.get(node.args[0], node.args[0])
+                continue
+            index[node] = len(kept)
+            kept.append(node)
+    fan_out = {n: 0 for n in kept}
+    edges: list[tuple[int, int]] = []
+    producers: dict[torch.fx.Node, list[torch.fx.Node]] = {}
+    for node in kept:
+        seen = []
+        for src in node.all_input_nodes:
+            src = alias.get(src, src)
+            if src in index and src not in seen:
+                seen.append(src)
+                fan_out[src] += 1
+        producers[node] = seen
+    feats, codes, names, unknown = [], [], [], []
+    total_flops = total_bytes = 0
+    for node in kept:
+        out = _tensors(node.meta.get("val"))
+        if node.op == "placeholder":
+            op, flops, read, weight = "input", 0, 0, 0
+        else:
+            op = node.target._opname if hasattr(node.target, "_opname") else str(node.target)
+            args = torch.fx.node.map_aggregate(node.args, _val)
+            kwargs = torch.fx.node.map_aggregate(node.kwargs, _val)
+            value = node.meta.get("val")
+            counts = FORMULAS[op](args, kwargs, value) if op in FORMULAS else (
+                None if op in ZERO_FLOP else elementwise_counts(op, args, value))
+            flops = int(sum((counts or {}).values()))
+            read = _nbytes(_tensors(args)) + _nbytes(_tensors(kwargs))
+            weight = sum(_nbytes(_tensors(_val(a))) for a in node.all_input_nodes if a.name in weights)
+        written = _nbytes(out) if node.op != "placeholder" else 0
+        total_flops += flops
+        total_bytes += read + written
+        if op not in OPCODE:
+            unknown.append(op)
+        dense = op in ("convolution", "addmm", "mm", "bmm")
+        feats.append(_features(out, flops, read, written, weight, len(producers[node]), fan_out[node], dense))
+        codes.append(OPCODE.get(op, 0))
+        names.append(op)
+        edges += [(index[node], index[p]) for p in producers[node]]
+    return OpGraph(np.asarray(feats, dtype=np.float32).reshape(-1, NODE_FEATS), np.asarray(codes, dtype=np.uint8),
+                   np.asarray(edges, dtype=np.int64).reshape(-1, 2), names, total_flops, total_bytes,
+                   sorted(set(unknown)))

@@ -1,0 +1,72 @@
+"""Models captured as operator graphs: the operators that run, their data flow, and their costs
+as fastslow.cost counts them, in the TpuGraphs tile schema's arrays."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fastslow.cost.counter import count_cost
+from fastslow.errors import UserError
+from fastslow.predict.capture import NODE_FEATS, OPCODE, OPS, capture
+from fastslow.zoo import create_model
+
+
+@pytest.mark.parametrize("name,x", [("convnet", torch.randn(2, 3, 32, 32)), ("mlp", torch.randn(8, 256)),
+                                     ("digits-cnn", torch.randn(4, 1, 8, 8))])
+def test_a_zoo_model_becomes_a_graph_with_the_counters_flops(name, x):
+    model = create_model(name).eval()
+    g = capture(model, (x,), name=name)
+    assert g.flops == count_cost(model, (x,)).flops  # the same formulas, node by node
+    assert g.node_feat.shape == (g.nodes, NODE_FEATS) and g.node_feat.dtype == np.float32
+    assert np.isfinite(g.node_feat).all() and g.node_opcode.dtype == np.uint8
+    assert g.edge_index.dtype == np.int64 and g.edge_index.shape[1] == 2
+    assert (g.edge_index[:, 0] > g.edge_index[:, 1]).all()  # [consumer, producer], topological order
+    assert g.names[0] == "input" and g.node_opcode[0] == OPCODE["input"] and g.unknown == []
+    producers: dict[int, set[int]] = {}
+    for c, p in g.edge_index:
+        producers.setdefault(int(c), set()).add(int(p))
+    reached, todo = set(), [g.nodes - 1]
+    while todo:  # the output's operator reaches the input through the data flow
+        n = todo.pop()
+        reached.add(n)
+        todo += [p for p in producers.get(n, ()) if p not in reached]
+    assert 0 in reached
+
+
+def test_the_graph_follows_the_data():
+    class Branches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            return torch.relu(self.a(x)) + self.b(x)
+
+    g = capture(Branches(), (torch.randn(2, 4),))
+    add = g.names.index("add")
+    producers = {g.names[p] for c, p in g.edge_index if c == add}
+    assert producers == {"relu", "addmm"}
+    assert g.node_feat[g.names.index("addmm"), 0] > 0  # FLOPs feature set for the products
+
+
+def test_unknown_operators_share_code_zero_and_are_listed():
+    class Odd(nn.Module):
+        def forward(self, x):
+            return torch.cumsum(x, 0)
+
+    g = capture(Odd(), (torch.randn(5),))
+    assert "cumsum" not in OPS and g.unknown == ["cumsum"]
+    assert g.node_opcode[g.names.index("cumsum")] == 0
+
+
+def test_a_model_that_cannot_be_captured_is_one_line_naming_the_construct():
+    class DataDependent(nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x
+
+    with pytest.raises(UserError) as e:
+        capture(DataDependent(), (torch.randn(3),), name="dd")
+    message = str(e.value)
+    assert message.startswith("model 'dd' cannot be captured as an operator graph:")
+    assert "data-dependent" in message and "\n" not in message
