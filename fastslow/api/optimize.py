@@ -34,11 +34,12 @@ class OptimizeRun:
     spec: str | None
     trained: bool  # the model was trained here (no weights were given)
     manifest: dict[str, Any] | None = None  # what `save` wrote
+    save_error: str | None = None  # why `save` wrote nothing (no accepted variant, say)
     saved: Saved | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.report.to_dict(), "task": self.task, "spec": self.spec, "trained": self.trained,
-                "saved_variant": self.manifest}
+                "saved_variant": self.manifest, "save_error": self.save_error}
 
 
 def optimize(
@@ -118,13 +119,17 @@ def optimize(
         report = judge_all(ctx, parsed, max_accuracy_drop=max_accuracy_drop, timer=timer, on_variant=on_variant)
     run = OptimizeRun(report, the_task.name, spec, trained)
     best = report.best()
-    if save is not None:
+    if save is not None:  # a variant that cannot be saved costs the save, never the judged results
         from fastslow.optimize.save import save_variant as write
 
-        chosen = report.choose(save_variant)
-        run.manifest = write(Path(save), report.accepted_candidates[chosen.name], chosen.to_dict(),
-                             {"spec": spec, "task": task if isinstance(task, str) else the_task.name,
-                              "chosen_as": save_variant, "seed": seed, "weights": weights, "batch": batch}, example)
+        try:
+            chosen = report.choose(save_variant)
+            run.manifest = write(Path(save), report.accepted_candidates[chosen.name], chosen.to_dict(),
+                                 {"spec": spec, "task": task if isinstance(task, str) else the_task.name,
+                                  "chosen_as": save_variant, "seed": seed, "weights": weights, "batch": batch},
+                                 example)
+        except UserError as e:
+            run.save_error = str(e)
     run.saved = store_whole(db, Record(
         "optimize", spec or f"task:{the_task.name}",
         {"task": the_task.name, "try": "search" if search else ",".join(names), "batch": batch, "threads": threads,

@@ -107,3 +107,5 @@ def optimize(
         say(f"plot written to {plot}")
     warn_if_busy()
     report_saved(result.saved, payload, json_out, "optimize")
+    if result.save_error:  # the results above are shown and stored; only the save failed
+        raise UserError(f"--save {save}: {result.save_error}")

@@ -24,7 +24,18 @@ def test_optimize_from_python_trains_judges_and_saves(tmp_path):
     best = run.report.best()
     if best is not None:
         assert run.manifest["variant"] == best.name and (tmp_path / "best" / "manifest.json").exists()
+    else:  # on a 17-parameter net both can be slower: the save says why, and the run is still stored
+        assert run.manifest is None and "no variant was accepted" in run.save_error
     assert run.saved.run_id == 1
+
+
+def test_a_failed_save_keeps_the_judged_run(tmp_path):
+    run = fs.optimize(task="xor", pipelines="prune-l1", timer=FAST, max_accuracy_drop=0.0, save=tmp_path / "x",
+                      save_variant="prune-l1", store=tmp_path / "r.db")
+    if run.report.variants[0].verdict != "accepted":
+        assert "no variant was accepted" in run.save_error and run.manifest is None
+    with ResultsStore(tmp_path / "r.db", readonly=True) as s:
+        assert s.get(run.saved.run_id).payload["variants"][0]["name"] == "prune-l1"
 
 
 def test_architecture_family():
