@@ -40,7 +40,7 @@ def _set_db(value: str | None) -> str | None:
 def _csv_target(value: str | None) -> str | None:
     from fastslow.report import output
 
-    output.check_json_path(value, "--csv")
+    output.check_output_path(value, "--csv")
     if value == "-":
         output.send_tables_to_stderr()
     return value

@@ -52,7 +52,7 @@ def cost(
     from fastslow.report.units import format_bytes
     from fastslow.specs import parse_args
 
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     source = ModelSource(spec, list(input or []), parse_args(arg or []), weights)
     with output.err_console.status("counting" + (", timing the model and each module" if roofline or plot else "")):
         result = run(source, parse_sets(set or []), device=device, depth=depth, train=train,
@@ -62,10 +62,10 @@ def cost(
                                                     "them now (see `fastslow devices --peak`)"))
     report = result.report
     shapes = ", ".join(f"{text}={shape}" for text, shape in result.inputs)
-    cats = ", ".join(f"{k} {tables._count(v)}" for k, v in report.flops_by_category.items() if v)
+    cats = ", ".join(f"{k} {tables.format_count(v)}" for k, v in report.flops_by_category.items() if v)
     output.console.print(f"[bold]{spec}[/bold] ({'training' if train else 'inference'} forward, inputs {shapes})")
     output.console.print(f"params {report.params:,} ({report.trainable_params:,} trainable); "
-                         f"FLOPs {tables._count(report.flops)} ({cats}); MACs {tables._count(report.macs)}")
+                         f"FLOPs {tables.format_count(report.flops)} ({cats}); MACs {tables.format_count(report.macs)}")
     output.console.print(f"bytes moved at least {format_bytes(report.bytes)} "
                          f"(weights {format_bytes(report.weight_bytes)}, inputs {format_bytes(report.input_bytes)}, "
                          f"written {format_bytes(report.written_bytes)}); "
@@ -110,7 +110,7 @@ def arch(
     from fastslow.api.cost import arch as run
     from fastslow.report import output, tables
 
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     with output.err_console.status(f"counting and timing {len(specs)} models interleaved at batch {batch}"):
         result = run(specs, list(input or []), batch=batch, threads=threads,
                      timer=timer("arch", max_time=max_time, min_samples=min_samples), store=state["db"] or True)

@@ -78,7 +78,7 @@ def bench(
     settings = RunSettings(device, threads, cuda_graph, parse_sets(set or []))
     sweeps = parse_sweeps(sweep or [])
     _check_plot_path(plot, sweeps)
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     with progress(len(grid(sweeps)), f"bench {spec}") as advance:
         result = run(source, settings, sweeps, timer("bench", min_time, max_time, precision, min_samples),
                      batch_symbol=batch_symbol, fit_symbol=fit, store=state["db"] or True,
@@ -185,7 +185,7 @@ def compare(
         raise UserError(f"--threshold is a percentage in [0, 100) (got {threshold})")
     if fail_if_slower is not None and not (0 <= fail_if_slower < 1e6):
         raise UserError(f"--fail-if-slower is a percentage >= 0 (got {fail_if_slower})")
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     if baseline is not None:
         if spec_b is not None or a or b:
             raise UserError("--baseline compares SPEC now against a stored run: give one spec and no --a/--b")
@@ -275,7 +275,7 @@ def devices(
         raise UserError(f"--matmul-size must be >= 1 (got {matmul_size})")
     if threads < 1:
         raise UserError(f"--threads must be >= 1 (got {threads})")
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     if not peak:
         found = list_devices()
         output.console.print(tables.devices_table(found))
@@ -311,7 +311,7 @@ def history(
     from fastslow.report import output, tables
     from fastslow.store.db import default_db_path
 
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     runs = runs_of(state["db"], command=command, spec=spec, status=status, since=since, limit=limit)
     output.console.print(tables.history_table(state["db"] or default_db_path(), runs))
     output.write_json(json_out, {"runs": [
@@ -335,7 +335,7 @@ def show(
     from fastslow.api.measure import show as get
     from fastslow.report import output, tables
 
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     r = get(run_id, state["db"])
     output.console.print(f"[bold]run {r.id}[/bold]: {r.command} {r.spec or ''} ({r.status}) at {r.created_at}")
     output.console.print("environment: " + ", ".join(f"{k}={v}" for k, v in r.env.items()))

@@ -68,7 +68,7 @@ def optimize(
     if search and try_ is not None:
         raise UserError("--search chooses the pipelines itself: give --search or --try, not both")
     pipelines = parse_pipelines(DEFAULT_TRY if try_ is None else try_)  # refused here, before any training
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     with progress(30 if search else len(pipelines), "optimizing") as advance:
         result = run(spec, task, None if search else pipelines, args=list(arg or []), weights=weights, batch=batch,
                      threads=threads, search=search,

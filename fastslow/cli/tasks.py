@@ -60,7 +60,7 @@ def life_train(
     from fastslow.tasks.life.train import LifeTrainConfig
 
     cfg = LifeTrainConfig(epochs, lr, momentum, batch_size, seed)
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     with progress(2 * cfg.epochs, "training life networks") as advance:
         result = run(cfg, out, store=state["db"] or True, on_epoch=_epoch_bar(advance))
     output.console.print(tables.life_networks_table(result.rows(), out))
@@ -110,7 +110,7 @@ def life_study(
     size_list = tuple(parse_values(sizes, what="--sizes"))
     names = tuple(p.strip() for p in predictors.split(",") if p.strip())
     check_study(size_list, names)  # before the networks are trained
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     the_timer = timer("study", min_time, max_time, min_samples=min_samples)
     if not models:
         say("no --models given: training the per-cell and fc networks now (seconds)")
@@ -148,7 +148,7 @@ def life_search(
     from fastslow.api.tasks import life_search as run
     from fastslow.report import output, tables
 
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     with progress(10, "searching widths") as advance:
         result = run(seeds=seeds, epochs=epochs, seed=seed, out=out, threads=threads, store=state["db"] or True,
                      on_candidate=lambda c: advance(f"tried embed={c.embed} hidden={c.hidden}"))
@@ -233,7 +233,7 @@ def xor_train(
     from fastslow.tasks.xor import XorConfig
 
     cfg = XorConfig(epochs=epochs, noise=noise, lr=lr, seed=seed, data=data)
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     with progress(epochs, "training xor") as advance:
         result = run(cfg, out, store=state["db"] or True,
                      on_epoch=lambda e, loss: advance(f"training xor: epoch {e}, loss {loss:.3f}"))
@@ -270,7 +270,7 @@ def demo(
     from fastslow.report.study import study_lines, study_table
 
     size_list = tuple(parse_values(sizes, what="--sizes"))
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     with progress(1, "demo") as advance:
         result = run(out, sizes=size_list, search_seeds=search_seeds, threads=threads, matmul_size=matmul_size,
                      store=state["db"] or True, say=say, on_epoch=_epoch_bar(advance),

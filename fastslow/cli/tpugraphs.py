@@ -26,7 +26,7 @@ def inspect(
     from fastslow.api.tpugraphs import inspect as run
     from fastslow.report import output, tables
 
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     with progress(1, "reading files") as advance:
         result = run(data, on_file=advance)
     title = f"{len(result.files)} TpuGraphs files under {data}"
@@ -88,7 +88,7 @@ def train_cmd(
 
     cfg = RankerConfig(collection, model, loss, epochs, lr, batch_graphs, configs_per_graph, hidden, layers, True,
                        1.0, seed, str(Path(data).resolve()), layout_hops)
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     rank0 = int(os.environ.get("RANK", "0")) == 0
 
     def show(row: dict[str, Any]) -> None:
@@ -136,7 +136,7 @@ def eval_cmd(
     from fastslow.api.tpugraphs import evaluate
     from fastslow.report import output, tables
 
-    output.check_json_path(json_out)
+    output.check_output_path(json_out)
     s = evaluate(run, split=split, data=data, db=state["db"])
     head = f"{run} on {s['collection']} {split} ({s['files_evaluated']} files): "
     order = f"Kendall tau {s['kendall_tau']:.3f}, ordered-pair accuracy {s['pair_accuracy']:.3f}"

@@ -87,7 +87,8 @@ class CostReport:
         }
 
 
-def _tensor_bytes(t: torch.Tensor) -> int:
+def tensor_bytes(t: torch.Tensor) -> int:
+    """The bytes a tensor's elements take."""
     return t.numel() * t.element_size()
 
 
@@ -120,7 +121,7 @@ class _Counter(TorchDispatchMode):
         counts = self._counts(base, func, args, kwargs, out)
         written = 0
         if not func.is_view:
-            written = sum(_tensor_bytes(t) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
+            written = sum(tensor_bytes(t) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
         for module in self.stack:
             for cat, n in (counts or {}).items():
                 if n:
@@ -189,14 +190,14 @@ def count_cost(model: nn.Module, inputs: tuple[Any, ...], *, train: bool = False
 
     params = {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}
     weight_bytes_of = {
-        n: sum(_tensor_bytes(t) for t in [*m.parameters(), *m.buffers()]) for n, m in model.named_modules()
+        n: sum(tensor_bytes(t) for t in [*m.parameters(), *m.buffers()]) for n, m in model.named_modules()
     }
     rows = []
     for name, module in model.named_modules():
         cats = {c: counter.flops[name][c] for c in CATEGORIES}
         rows.append(ModuleCost(name, type(module).__name__, params[name], sum(cats.values()),
                                weight_bytes_of[name] + counter.written[name], cats))
-    input_bytes = sum(_tensor_bytes(t) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor))
+    input_bytes = sum(tensor_bytes(t) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor))
     total = {c: counter.flops[""][c] for c in CATEGORIES}
     weights = weight_bytes_of[""]
     written = counter.written[""]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fastslow.cost.counter import tensor_bytes
 from fastslow.cost.formulas import FORMULAS, ZERO_FLOP, elementwise_counts
 from fastslow.errors import UserError
 
@@ -88,7 +89,7 @@ def _tensors(x: Any) -> list[torch.Tensor]:
 
 
 def _nbytes(ts: list[torch.Tensor]) -> int:
-    return sum(t.numel() * t.element_size() for t in ts)
+    return sum(map(tensor_bytes, ts))
 
 
 def _log(x: float, scale: float) -> float:

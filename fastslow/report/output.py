@@ -42,7 +42,7 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def check_json_path(path: str | None, flag: str = "--json") -> None:
+def check_output_path(path: str | None, flag: str = "--json") -> None:
     """Refuse an output target that cannot be written, before anything is measured."""
     if not path or path == "-":
         return

@@ -91,7 +91,8 @@ def zoo_table(entries: list[Any]) -> Table:
     return t
 
 
-def _count(n: float) -> str:
+def format_count(n: float) -> str:
+    """A count (FLOPs, MACs) with an SI prefix; 0 as 0."""
     return format_rate(n) if n else "0"
 
 
@@ -102,7 +103,7 @@ def cost_table(rows: list[Any], total_flops: int, roofline: list[Any] | None) ->
     t = _table("by module (cumulative over submodules)", cols, left=("module", "type"))
     for i, m in enumerate(rows):
         indent = "  " * (m.name.count(".") + 1 if m.name else 0)
-        cells = [indent + (m.name or "(model)"), m.type, f"{m.params:,}", _count(m.flops),
+        cells = [indent + (m.name or "(model)"), m.type, f"{m.params:,}", format_count(m.flops),
                  f"{100 * m.flops / total_flops:.1f}%" if total_flops else "-", format_bytes(m.bytes),
                  f"{m.flops / m.bytes:.2f}" if m.bytes else "-"]
         if roofline:

@@ -35,10 +35,10 @@ def test_write_json_is_strict_and_checks_its_target(tmp_path, capsys):
     output.write_json("-", {"a": math.nan, "b": [math.inf, 1.0]})
     assert json.loads(capsys.readouterr().out) == {"a": None, "b": [None, 1.0]}
     with pytest.raises(UserError, match="is a directory"):
-        output.check_json_path(str(tmp_path))
+        output.check_output_path(str(tmp_path))
     (tmp_path / "f").write_text("x")
     with pytest.raises(UserError, match="is a file, not a folder"):
-        output.check_json_path(str(tmp_path / "f" / "out.json"))
+        output.check_output_path(str(tmp_path / "f" / "out.json"))
 
 
 def test_tables_go_to_stderr_when_stdout_carries_json():
