@@ -1,10 +1,10 @@
 """The `fastslow` command line: one module per command group (measure, cost, optimize, tasks,
-tpugraphs), the shared options in `app`. Each command parses, builds the config objects the
+tpugraphs, predict), the shared options in `app`. Each command parses, builds the config objects the
 Python API takes (fastslow.api), calls it, and renders the result; it holds no other logic."""
 
 from __future__ import annotations
 
-from fastslow.cli import cost, measure, optimize, tasks, tpugraphs  # noqa: F401  (register their commands)
+from fastslow.cli import cost, measure, optimize, predict, tasks, tpugraphs  # noqa: F401  (register their commands)
 from fastslow.cli.app import app, run, state
 
 __all__ = ["app", "main", "state"]

@@ -38,6 +38,7 @@ LAYER_NORM_FLOPS = 7
 LAYER_NORM_NO_AFFINE_FLOPS = 5
 RMS_NORM_FLOPS = 4
 LSTM_CELL_FLOPS_PER_UNIT = 9  # 3 sigmoid + 1 tanh on gates, c = f*c + i*g (3), h = o*tanh(c) (2)
+GRU_CELL_FLOPS_PER_UNIT = 8  # 2 sigmoid + 1 tanh, r * (W h + b) (1), h = (1 - z) * n + z * h (3)
 
 FORMULAS: dict[str, Formula] = {}
 
@@ -206,6 +207,24 @@ def _mkldnn_rnn_layer(args, kwargs, out) -> Counts:
     steps_x_batch = _n(x) // x.shape[-1]
     matmul = 2 * steps_x_batch * gates * (w_ih.shape[1] + hidden)
     elementwise = steps_x_batch * (gates * (1 + 2 * has_biases) + LSTM_CELL_FLOPS_PER_UNIT * hidden)
+    return {"matmul": matmul, "elementwise": elementwise}
+
+
+@formula("lstm", "gru")
+def _rnn(args, kwargs, out) -> Counts:
+    """A whole multi-layer aten.lstm / aten.gru (the graph capture keeps them whole): per layer
+    and direction, the gate products over every step, the biases and the cell's elementwise work,
+    as `mkldnn_rnn_layer` counts one layer."""
+    x, params, has_biases = args[0], list(args[2]), bool(args[3])
+    per_layer = 4 if has_biases else 2  # w_ih, w_hh[, b_ih, b_hh]
+    steps_x_batch = _n(x) // x.shape[-1]
+    gates_per_unit = params[0].shape[0] // params[1].shape[1]
+    cell = LSTM_CELL_FLOPS_PER_UNIT if gates_per_unit == 4 else GRU_CELL_FLOPS_PER_UNIT
+    matmul = elementwise = 0
+    for w_ih, w_hh in zip(params[0::per_layer], params[1::per_layer], strict=True):
+        gates, hidden = w_ih.shape[0], w_hh.shape[1]
+        matmul += 2 * steps_x_batch * gates * (w_ih.shape[1] + hidden)
+        elementwise += steps_x_batch * (gates * (1 + 2 * has_biases) + cell * hidden)
     return {"matmul": matmul, "elementwise": elementwise}
 
 

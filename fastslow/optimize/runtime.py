@@ -53,15 +53,13 @@ def channels_last(model: nn.Module) -> Predict:
     return predict
 
 
-def onnx_session(model: nn.Module, example: torch.Tensor, threads: int | None, out_dir: Path | None = None, *,
-                 int8: str | None = None, calibration: torch.Tensor | None = None) -> tuple[Predict, dict[str, Any]]:
-    """Export with torch.onnx (dynamo, dynamic batch) and open an ONNX Runtime CPU session. With
-    `int8`, the float export is quantized by ONNX Runtime's own tools: "dynamic" (int8 weights,
-    activations quantized at run time) or "static" (QDQ, calibrated on `calibration`)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise UserError("ONNX needs onnx, onnxscript and onnxruntime (pip install 'fastslow[optimize]')") from None
+def onnx_export(model: nn.Module, example: torch.Tensor, out_dir: Path | None = None, *, int8: str | None = None,
+                calibration: torch.Tensor | None = None) -> tuple[Path, float]:
+    """Export with torch.onnx (dynamo, dynamic batch) to `out_dir`/model.onnx, and the seconds it
+    took. With `int8`, the float export is quantized by ONNX Runtime's own tools: "dynamic"
+    (int8 weights, activations quantized at run time) or "static" (QDQ, calibrated on
+    `calibration`)."""
+    _onnxruntime()
     out_dir = out_dir or Path(tempfile.mkdtemp(prefix="fastslow-onnx-"))
     path = out_dir / "model.onnx"
     fp32 = out_dir / "fp32" / "model.onnx" if int8 else path
@@ -75,7 +73,20 @@ def onnx_session(model: nn.Module, example: torch.Tensor, threads: int | None, o
                           dynamic_shapes=({0: batch},), report=False, external_data=False)
     if int8:
         _ort_quantize(fp32, path, int8, calibration if calibration is not None else example)
-    export_s = time.perf_counter() - t0
+    return path, time.perf_counter() - t0
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError("ONNX needs onnx, onnxscript and onnxruntime (pip install 'fastslow[optimize]')") from None
+    return ort
+
+
+def onnx_predict(path: Path, threads: int | None) -> Predict:
+    """An ONNX Runtime CPU session on an exported model, on `threads` intra-op threads."""
+    ort = _onnxruntime()
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
@@ -86,7 +97,15 @@ def onnx_session(model: nn.Module, example: torch.Tensor, threads: int | None, o
     def predict(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
 
-    size = sum(p.stat().st_size for p in out_dir.iterdir() if p.name.startswith("model.onnx"))
+    return predict
+
+
+def onnx_session(model: nn.Module, example: torch.Tensor, threads: int | None, out_dir: Path | None = None, *,
+                 int8: str | None = None, calibration: torch.Tensor | None = None) -> tuple[Predict, dict[str, Any]]:
+    """`onnx_export`, then a session on it (`onnx_predict`), with what the export cost and weighs."""
+    path, export_s = onnx_export(model, example, out_dir, int8=int8, calibration=calibration)
+    predict = onnx_predict(path, threads)
+    size = sum(p.stat().st_size for p in path.parent.iterdir() if p.name.startswith("model.onnx"))
     return predict, {"export_s": export_s, "size_bytes": size, "path": str(path), "int8": int8}
 
 

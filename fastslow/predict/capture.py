@@ -2,7 +2,9 @@
 executes, edges the data flowing between them, and each node carries its operator kind, its
 output's shape and dtype, and its FLOPs and bytes as `fastslow.cost` counts them.
 
-Capture is by `torch.export`, then decomposed to core ATen. On 21 models (the zoo, 8
+Capture is by `torch.export`, then decomposed to core ATen, except that recurrent layers
+(aten.lstm, aten.gru) stay one node each: eager PyTorch runs them as one fused kernel per
+layer, and decomposed they would be a chain of ~20 operators per time step. On 21 models (the zoo, 8
 torchvision and 5 timm families) torch.export and `torch.fx.symbolic_trace` each captured 20;
 neither takes zoo:life-min, whose Python branches on weight values. torch.export is used
 because every node comes with its output's shape and dtype (fake tensors, no real run) and the
@@ -64,6 +66,9 @@ class OpGraph:
     flops: int  # total, as fastslow.cost counts them
     bytes: int  # total read and written by the operators
     unknown: list[str]  # operator names outside the vocabulary (opcode 0)
+    node_flops: np.ndarray  # (nodes,) float64: each operator's FLOPs ...
+    node_bytes: np.ndarray  # ... bytes read and written ...
+    node_weight_bytes: np.ndarray  # ... and of those, the parameters' and buffers' bytes it reads
 
     @property
     def nodes(self) -> int:
@@ -110,13 +115,20 @@ def _features(out: list[torch.Tensor], flops: int, read: int, written: int, weig
     ]
 
 
+def _decompositions() -> Any:
+    table = torch.export.default_decompositions()
+    for op in (torch.ops.aten.lstm.input, torch.ops.aten.gru.input):
+        table.pop(op, None)
+    return table
+
+
 def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -> OpGraph:
     """The operator graph of one forward pass of `model` on `inputs` (eval mode, no gradients)."""
     try:  # the exporter prints the graph it got so far when it fails: keep that off the screen
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.export.export(model.eval(), tuple(inputs)).run_decompositions()
+            program = torch.export.export(model.eval(), tuple(inputs)).run_decompositions(_decompositions())
     except Exception as e:  # the exporter's reason names the operator or construct it stopped at
         raise UserError(f"model '{name}' cannot be captured as an operator graph: {_reason(e)}") from None
     graph = program.graph
@@ -147,7 +159,7 @@ def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -
                 seen.append(src)
                 fan_out[src] += 1
         producers[node] = seen
-    feats, codes, names, unknown = [], [], [], []
+    feats, codes, names, unknown, costs = [], [], [], [], []
     total_flops = total_bytes = 0
     for node in kept:
         out = _tensors(node.meta.get("val"))
@@ -166,6 +178,7 @@ def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -
         written = _nbytes(out) if node.op != "placeholder" else 0
         total_flops += flops
         total_bytes += read + written
+        costs.append((flops, read + written, weight))
         if op not in OPCODE:
             unknown.append(op)
         dense = op in ("convolution", "addmm", "mm", "bmm")
@@ -173,6 +186,7 @@ def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -
         codes.append(OPCODE.get(op, 0))
         names.append(op)
         edges += [(index[node], index[p]) for p in producers[node]]
+    cost = np.asarray(costs, dtype=np.float64).reshape(-1, 3)
     return OpGraph(np.asarray(feats, dtype=np.float32).reshape(-1, NODE_FEATS), np.asarray(codes, dtype=np.uint8),
                    np.asarray(edges, dtype=np.int64).reshape(-1, 2), names, total_flops, total_bytes,
-                   sorted(set(unknown)))
+                   sorted(set(unknown)), cost[:, 0], cost[:, 1], cost[:, 2])

@@ -7,11 +7,18 @@ The search space (one function per family, each a registered generator):
   of 1-3 blocks (plain conv-BN-ReLU; a residual pair; a depthwise-separable pair; a plain block
   with squeeze-and-excitation), widths 8-96 doubling or not per stage, kernel 3 or 5, the first
   block of a stage strided 1 or 2, grouped convolutions (groups 1, 2 or 4) in the plain family;
-  global pooling and a linear head. Inputs Bx3xHxH with H in 16-96.
+  global pooling and a linear head. Inputs Bx3xHxH with H in 16-96. Draws above
+  CNN_MAX_MACS multiply-accumulates per image are drawn again (same seed, next draw), so that
+  batch 32 stays a fraction of a second on one core.
 * `mlp`: 1-5 Linear+ReLU layers, widths 16-1024; inputs BxD with D in 16-512.
 * `transformer`: 1-4 encoder layers (torch's TransformerEncoderLayer, batch first), width
   32-256, heads 1-8 dividing it, feed-forward 2x or 4x, sequence length 8-128.
 * `rnn`: a one or two layer LSTM or GRU, hidden 16-256, sequence 4-64, features 8-128.
+* `zoo`: fastslow's own models that take one float input with a batch dimension, at the
+  zoo's default sizes, then at other image sizes.
+* `torchvision`, `timm` (where they import): real mobile-class architectures (MobileNets,
+  ShuffleNets, RegNets, EfficientNets, ...) with random weights, at 32-64 pixels, each size
+  kept below REAL_MAX_MACS.
 
 Batch size is not part of a sample: it is a configuration (see the predictor's configurations).
 """
@@ -25,6 +32,7 @@ from typing import Any
 
 from torch import nn
 
+from fastslow.errors import UserError
 from fastslow.registry import Registry
 
 
@@ -60,11 +68,37 @@ def _widths(rng: random.Random, stages: int) -> list[int]:
     return out
 
 
-def _cnn_params(rng: random.Random) -> dict[str, Any]:
-    stages = rng.randint(1, 4)
-    return {"stages": stages, "blocks": [rng.randint(1, 3) for _ in range(stages)], "widths": _widths(rng, stages),
-            "kernel": rng.choice([3, 5]), "strides": [rng.choice([1, 2]) for _ in range(stages)],
-            "groups": rng.choice([1, 2, 4]), "size": rng.choice([16, 24, 32, 48, 64, 96])}
+CNN_MAX_MACS = 30e6
+
+
+def _cnn_macs(kind: str, p: dict[str, Any]) -> float:
+    """Multiply-accumulates of one image through the network `p` describes (convolutions only)."""
+    size, c, k = p["size"], p["widths"][0], p["kernel"] ** 2
+    macs = size * size * 9 * 3 * c  # the stem
+    for s in range(p["stages"]):
+        for b in range(p["blocks"][s]):
+            out = p["widths"][s]
+            if b == 0 and p["strides"][s] == 2:
+                size = (size + 1) // 2
+            area = size * size
+            if kind == "residual":
+                macs += area * k * (c * out + out * out) + (area * c * out if c != out or b == 0 else 0)
+            elif kind == "depthwise":
+                macs += area * (k * c + c * out)
+            else:
+                macs += area * k * c * out / (p["groups"] if kind == "plain" else 1)
+            c = out
+    return macs
+
+
+def _cnn_params(kind: str, rng: random.Random) -> dict[str, Any]:
+    while True:
+        stages = rng.randint(1, 4)
+        p = {"stages": stages, "blocks": [rng.randint(1, 3) for _ in range(stages)], "widths": _widths(rng, stages),
+             "kernel": rng.choice([3, 5]), "strides": [rng.choice([1, 2]) for _ in range(stages)],
+             "groups": rng.choice([1, 2, 4]), "size": rng.choice([16, 24, 32, 48, 64, 96])}
+        if _cnn_macs(kind, p) <= CNN_MAX_MACS:
+            return p
 
 
 class SqueezeExcite(nn.Module):
@@ -108,7 +142,7 @@ def _block(kind: str, c_in: int, c_out: int, kernel: int, stride: int, groups: i
 
 def _cnn(kind: str) -> Generator:
     def generate(rng: random.Random, seed: int) -> Sample:
-        p = _cnn_params(rng)
+        p = _cnn_params(kind, rng)
 
         def build() -> nn.Module:
             c = p["widths"][0]
@@ -175,12 +209,111 @@ def _rnn(rng: random.Random, seed: int) -> Sample:
                   lambda: _Recurrent(p["cell"], p["features"], p["hidden"], p["layers"]))
 
 
+def _zoo_variants() -> list[tuple[str, tuple[int, ...], dict[str, int]]]:
+    """(name, input shape after the batch, sizes) for the zoo models with one float input whose
+    first dimension is the batch symbol B: at the zoo's defaults, then the image models at
+    other sizes."""
+    from fastslow.specs import parse_input
+    from fastslow.zoo import get_entry, list_models
+
+    first, later = [], []
+    for name in list_models():
+        entry = get_entry(name)
+        spec = parse_input(entry.inputs[0]) if len(entry.inputs) == 1 else None
+        if spec is None or not spec.dims or spec.dims[0] != "B" or not spec.dtype.is_floating_point:
+            continue
+        sizes = {k: v for k, v in entry.defaults.items() if k != "B"}
+        first.append((name, spec.shape({**sizes, "B": 1})[1:], sizes))
+        if "H" in sizes and "W" in sizes:
+            for side in (16, 48, 96):
+                if side != sizes["H"]:
+                    other = {**sizes, "H": side, "W": side}
+                    later.append((name, spec.shape({**other, "B": 1})[1:], other))
+    return first + later
+
+
+@FAMILIES.register("zoo")
+def _zoo(rng: random.Random, seed: int) -> Sample:
+    from fastslow.zoo import create_model
+
+    name, shape, sizes = _zoo_variants()[seed]
+    return Sample("zoo", seed, {"model": name, "sizes": sizes}, tuple(shape), lambda: create_model(name))
+
+
+# Real architectures at sizes whose multiply-accumulates stay below ~40M per image (the larger
+# ones at 32 pixels only), each (model, size) once: a family of fixed members.
+TORCHVISION_MODELS = {"mobilenet_v2": (32, 48, 64), "mobilenet_v3_small": (32, 48, 64), "mobilenet_v3_large": (32, 64),
+                      "shufflenet_v2_x0_5": (32, 64), "shufflenet_v2_x1_0": (32, 64), "squeezenet1_1": (32, 64),
+                      "mnasnet0_5": (32, 64), "regnet_x_400mf": (32, 48), "regnet_y_400mf": (32, 48),
+                      "efficientnet_b0": (32, 48), "resnet18": (32,), "googlenet": (32,)}
+TIMM_MODELS = {"mobilenetv3_small_050": (32, 64), "mobilenetv3_small_100": (32, 64), "lcnet_050": (32, 64),
+               "lcnet_100": (32, 64), "efficientnet_lite0": (32, 48), "resnet10t": (32,), "mixnet_s": (32, 64),
+               "tinynet_e": (32, 64), "ghostnet_050": (32, 64), "regnetx_002": (32, 64), "mobilevit_xxs": (32, 64),
+               "convnext_atto": (32, 48), "dla46_c": (32, 48), "semnasnet_050": (32, 64)}
+
+
+def _members(models: dict[str, tuple[int, ...]]) -> list[tuple[str, int]]:
+    """(model, size) pairs, every model at its first size before any at its second."""
+    rounds = max(len(sizes) for sizes in models.values())
+    return [(name, sizes[r]) for r in range(rounds) for name, sizes in models.items() if r < len(sizes)]
+
+
+def _real(source: str, models: dict[str, tuple[int, ...]]) -> Generator:
+    def generate(rng: random.Random, seed: int) -> Sample:
+        from fastslow.zoo import resolve_model
+
+        name, size = _members(models)[seed]
+        return Sample(source, seed, {"model": f"{source}:{name}", "size": size}, (3, size, size),
+                      lambda: resolve_model(f"{source}:{name}").model)
+    return generate
+
+
+FAMILIES.add("torchvision", _real("torchvision", TORCHVISION_MODELS))
+FAMILIES.add("timm", _real("timm", TIMM_MODELS))
+
+
+def family_size(family: str) -> int | None:
+    """How many distinct members a family has (None: as many as there are seeds)."""
+    if family == "zoo":
+        return len(_zoo_variants())
+    if family in ("torchvision", "timm"):
+        return len(_members(TORCHVISION_MODELS if family == "torchvision" else TIMM_MODELS))
+    return None
+
+
+SYNTHETIC = ("cnn-plain", "cnn-residual", "cnn-depthwise", "cnn-se", "mlp", "transformer", "rnn")
+
+
+def available_families() -> list[str]:
+    """Every family that can be built here: timm and torchvision only where they import."""
+    from fastslow.zoo.resolvers import import_optional
+
+    out = []
+    for name in FAMILIES:
+        if name in ("timm", "torchvision"):
+            try:
+                import_optional(name)
+            except UserError:
+                continue
+        out.append(name)
+    return out
+
+
 def sample(family: str, seed: int) -> Sample:
     """The corpus entry of `family` drawn with `seed`: the same one every time."""
-    return FAMILIES.get(family)(random.Random(f"{family}:{seed}"), seed)
+    generate = FAMILIES.get(family)
+    size = family_size(family)
+    if seed < 0 or (size is not None and seed >= size):
+        raise UserError(f"family '{family}' has {size} members: seed {seed} is not one of 0..{(size or 1) - 1}")
+    return generate(random.Random(f"{family}:{seed}"), seed)
 
 
 def corpus(per_family: int, families: list[str] | None = None, *, first_seed: int = 0) -> list[Sample]:
-    """`per_family` samples of each family (all registered ones by default), interleaved by seed."""
-    names = families or FAMILIES.names()
-    return [sample(f, s) for s in range(first_seed, first_seed + per_family) for f in names]
+    """`per_family` samples of each family (the synthetic ones by default), interleaved by seed;
+    a family with fewer members gives all it has."""
+    names = families or list(SYNTHETIC)
+    for f in names:
+        FAMILIES.get(f)  # an unknown family lists the known ones
+    limits = {f: family_size(f) for f in names}
+    return [sample(f, s) for s in range(first_seed, first_seed + per_family) for f in names
+            if limits[f] is None or s < limits[f]]

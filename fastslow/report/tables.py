@@ -3,6 +3,7 @@ choose which to show."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.table import Table
@@ -192,3 +193,71 @@ def ranking_files_table(files: list[dict[str, Any]], informative_k: list[str], l
         t.add_row(f["file"], str(f["configs"]), f"{f['kendall_tau']:.3f}", pair,
                   *[f"{f['slowdown'][k]:.4f}" for k in informative_k])
     return t
+
+
+# The latency predictor's methods as a reader knows them.
+PREDICTOR_METHODS = {"gnn": "graph network", "roofline": "roofline regression", "operator-sum": "operator sum"}
+SCORE_COLUMNS = ["within ±10%", "within ±20%", "RMSPE", "Kendall tau", "top-1 slowdown", "top-1 ≤5%"]
+
+
+def _percent(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
+
+
+def _score_cells(s: dict[str, Any]) -> list[str]:
+    tau = s.get("kendall_tau")
+    return [_percent(s["within_10"]), _percent(s["within_20"]), _percent(s["rmspe"]),
+            "-" if tau is None or math.isnan(tau) else f"{tau:.3f}", _percent(s["top1_slowdown"]),
+            _percent(s["top1_within_5"])]
+
+
+def predictor_scores_table(title: str, by_method: dict[str, dict[str, Any]]) -> Table:
+    """One row per method (the network and both baselines) on the same models."""
+    t = _table(title, ["method", "models", "predictions", *SCORE_COLUMNS], left=("method",))
+    for method, s in by_method.items():
+        t.add_row(PREDICTOR_METHODS.get(method, method), str(s["models"]), str(s["pairs"]), *_score_cells(s))
+    return t
+
+
+def family_scores_table(families: dict[str, dict[str, dict[str, Any]]]) -> Table:
+    """Leave one family out: per held-out family, each method's scores."""
+    t = _table("held-out families (trained on every other family)", ["family", "method", "models", *SCORE_COLUMNS],
+               left=("family", "method"))
+    for family, by_method in families.items():
+        for i, (method, s) in enumerate(by_method.items()):
+            t.add_row(family if i == 0 else "", PREDICTOR_METHODS.get(method, method), str(s["models"]),
+                      *_score_cells(s))
+    return t
+
+
+def noise_table(noise: dict[str, Any]) -> Table:
+    t = _table("noise floor: the same models measured twice, minutes apart",
+               ["pairs", "agree within ±10%", "within ±20%", "RMSPE"])
+    t.add_row(str(noise["pairs"]), _percent(noise["within_10"]), _percent(noise["within_20"]),
+              _percent(noise["rmspe"]))
+    return t
+
+
+def predictions_table(title: str, predictions: list[dict[str, Any]], measured: list[dict[str, Any]] | None,
+                      best: dict[str, Any]) -> Table:
+    """Per configuration: predicted time per call and per item, and with --verify the measured
+    time and the prediction's error; the predicted best is marked."""
+    cols = ["batch", "threads", "layout", "runtime", "predicted", "per item"]
+    if measured is not None:
+        cols += ["measured", "error"]
+    t = _table(title, cols, left=("layout", "runtime"))
+    seen = {_config_key(m["config"]): m["latency_s"] for m in measured or []}
+    for p in sorted(predictions, key=lambda p: p["latency_s"] / p["config"]["batch"]):
+        c = p["config"]
+        mark = " [green]*[/green]" if c == best["config"] else ""
+        cells = [str(c["batch"]), str(c["threads"]), "channels_last" if c["channels_last"] else "contiguous",
+                 c["runtime"] + mark, format_seconds(p["latency_s"]), format_seconds(p["latency_s"] / c["batch"])]
+        if measured is not None:
+            m = seen.get(_config_key(c))
+            cells += ["-", "-"] if m is None else [format_seconds(m), f"{100 * (p['latency_s'] / m - 1):+.1f}%"]
+        t.add_row(*cells)
+    return t
+
+
+def _config_key(c: dict[str, Any]) -> tuple[Any, ...]:
+    return c["batch"], c["threads"], c["channels_last"], c["runtime"]

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from fastslow.errors import UserError
+from fastslow.registry import Registry
 
 SPLITS = ("train", "valid", "test")
 NODE_FEATS = 140
@@ -42,6 +43,25 @@ LAYOUT_KEYS = {
     "node_config_ids": (np.int64, 1), "node_config_feat": (np.float32, 3), "config_runtime": (np.int64, 1),
     "node_splits": (np.int64, 2),
 }
+COLLECTIONS = ("tile:xla", "layout:xla:default", "layout:xla:random", "layout:nlp:default", "layout:nlp:random")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a kind of graph file holds: its keys (dtype, ndim), the width of its node features
+    and of its configuration features, and whether configurations belong to nodes (layout)."""
+
+    keys: dict[str, tuple[type, int]]
+    node_feats: int
+    config_feats: int
+    layout: bool = False
+
+
+# Graph file kinds. TpuGraphs' two are here; fastslow.predict registers its latency graphs (the
+# tile schema with its own feature widths), so loading, batching, models and losses serve both.
+SCHEMAS: Registry[Schema] = Registry("graph file kind")
+SCHEMAS.add("tile", Schema(TILE_KEYS, NODE_FEATS, TILE_CONFIG_FEATS))
+SCHEMAS.add("layout", Schema(LAYOUT_KEYS, NODE_FEATS, LAYOUT_CONFIG_FEATS, layout=True))
 
 
 @dataclass(frozen=True)
@@ -101,16 +121,16 @@ def _check(cond: bool, path: Path, key: str, what: str) -> None:
 
 
 def validate(path: Path, kind: str, arrays: dict[str, np.ndarray]) -> None:
-    schema = TILE_KEYS if kind == "tile" else LAYOUT_KEYS
-    for key, (dtype, ndim) in schema.items():
-        _check(key in arrays, path, key, f"missing (a {kind} file has {', '.join(schema)})")
+    schema = SCHEMAS.get(kind)
+    for key, (dtype, ndim) in schema.keys.items():
+        _check(key in arrays, path, key, f"missing (a {kind} file has {', '.join(schema.keys)})")
         a = arrays[key]
         _check(a.dtype == dtype, path, key, f"dtype {a.dtype}, expected {np.dtype(dtype).name}")
         _check(a.ndim == ndim, path, key, f"shape {a.shape}, expected {ndim} dimensions")
     n = arrays["node_feat"].shape[0]
     _check(n > 0, path, "node_feat", "no nodes")
-    _check(arrays["node_feat"].shape[1] == NODE_FEATS, path, "node_feat",
-           f"shape {arrays['node_feat'].shape}, expected (nodes, {NODE_FEATS})")
+    _check(arrays["node_feat"].shape[1] == schema.node_feats, path, "node_feat",
+           f"shape {arrays['node_feat'].shape}, expected (nodes, {schema.node_feats})")
     for key, a in arrays.items():  # every float array, named by key: NaN would train to a NaN loss
         if a.dtype.kind == "f":
             _check(bool(np.isfinite(a).all()), path, key, f"contains NaN or infinity "
@@ -126,18 +146,18 @@ def validate(path: Path, kind: str, arrays: dict[str, np.ndarray]) -> None:
     _check(bool((runtime >= 0).all()), path, "config_runtime", "negative runtimes")
     c = runtime.shape[0]
     _check(c > 0, path, "config_runtime", "no configurations")
-    if kind == "tile":
+    if not schema.layout:
         cf = arrays["config_feat"]
-        _check(cf.shape == (c, TILE_CONFIG_FEATS), path, "config_feat",
-               f"shape {cf.shape}, expected ({c}, {TILE_CONFIG_FEATS})")
+        _check(cf.shape == (c, schema.config_feats), path, "config_feat",
+               f"shape {cf.shape}, expected ({c}, {schema.config_feats})")
         norm = arrays["config_runtime_normalizers"]
         _check(norm.shape == (c,), path, "config_runtime_normalizers", f"shape {norm.shape}, expected ({c},)")
         _check(bool((norm > 0).all()), path, "config_runtime_normalizers", "must be positive")
     else:
         ids, ncf, splits = arrays["node_config_ids"], arrays["node_config_feat"], arrays["node_splits"]
         k = ids.shape[0]
-        _check(ncf.shape == (c, k, LAYOUT_CONFIG_FEATS), path, "node_config_feat",
-               f"shape {ncf.shape}, expected ({c}, {k}, {LAYOUT_CONFIG_FEATS})")
+        _check(ncf.shape == (c, k, schema.config_feats), path, "node_config_feat",
+               f"shape {ncf.shape}, expected ({c}, {k}, {schema.config_feats})")
         if k:
             _check(int(ids.min()) >= 0 and int(ids.max()) < n, path, "node_config_ids", f"ids must lie in [0, {n})")
         _check(splits.shape[0] == 1, path, "node_splits", f"shape {splits.shape}, expected (1, segments)")
@@ -303,4 +323,4 @@ def layout_graph(info: FileInfo, arrays: dict[str, np.ndarray]) -> LayoutGraph:
 
 
 def build_graph(info: FileInfo, arrays: dict[str, np.ndarray], dedupe: bool = True) -> TileGraph | LayoutGraph:
-    return tile_graph(info, arrays, dedupe) if info.kind == "tile" else layout_graph(info, arrays)
+    return layout_graph(info, arrays) if SCHEMAS.get(info.kind).layout else tile_graph(info, arrays, dedupe)

@@ -45,10 +45,28 @@ def hinge(scores: torch.Tensor, runtime: torch.Tensor, mask: torch.Tensor, margi
     return violation.mean() if violation.numel() else scores.sum() * 0
 
 
+def log_mse(scores: torch.Tensor, runtime: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Regression of log runtime: squared error between each score and the log of its runtime
+    (scores are then predicted log runtimes, on the runtimes' own scale)."""
+    return ((scores - runtime.clamp_min(1e-30).log()) ** 2)[mask].mean()
+
+
+# How much the ranking term counts beside the regression in log-mse+listmle.
+RANK_WEIGHT = 0.1
+
+
+def log_mse_listmle(scores: torch.Tensor, runtime: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Log-runtime regression with a ranking term over each graph's configurations (ListMLE):
+    the values right, and their order within a graph most of all."""
+    return log_mse(scores, runtime, mask) + RANK_WEIGHT * listmle(scores, runtime, mask)
+
+
 LOSS_FNS: Registry[Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("loss")
 LOSS_FNS.add("mse", mse)
 LOSS_FNS.add("listmle", listmle)
 LOSS_FNS.add("hinge", hinge)
+LOSS_FNS.add("log-mse", log_mse)
+LOSS_FNS.add("log-mse+listmle", log_mse_listmle)
 LOSSES = tuple(LOSS_FNS)
 
 

@@ -7,7 +7,10 @@
   configuration and the layers can see how the tiling meets each op.
 Messages flow along both edge directions (producer -> consumer and back), with separate
 weights. Opcodes are embedded. A model outputs one score per (graph, config) pair: a
-predicted cost, lower is faster.
+predicted cost, lower is faster. The readout is either pooled (mean and max over the nodes,
+then an MLP: a score) or a sum (early join only): every node predicts its own log cost and
+the pair's score is the log of their sum (a logsumexp over its nodes), which is how a run's
+time is made (one operator after another) and what fastslow.predict uses for latency.
 
 GraphSAGE layers are computed here rather than by PyG's SAGEConv: a batch's mean
 aggregation over producers and over consumers is one sparse (CSR) product with a
@@ -33,6 +36,8 @@ from torch_geometric.utils import scatter
 from fastslow.errors import UserError, param_error
 from fastslow.registry import Registry
 from fastslow.tpugraphs.data import LAYOUT_CONFIG_FEATS, NODE_FEATS, TILE_CONFIG_FEATS
+
+READOUTS = ("pool", "sum")
 
 OPCODES = 256  # node_opcode is uint8
 
@@ -138,21 +143,29 @@ class SAGELayer(nn.Module):
 
 class TileRanker(nn.Module):
     def __init__(self, model: str = "early-sage", hidden: int = 64, layers: int = 3, opcode_dim: int = 16,
-                 bidirectional: bool = True, layout: bool = False) -> None:
+                 bidirectional: bool = True, layout: bool = False, *, node_feats: int = NODE_FEATS,
+                 config_feats: int | None = None, readout: str = "pool") -> None:
         super().__init__()
         spec = RANKERS.get(model)
+        early = ", ".join(n for n, s in RANKERS.items() if s.early)
         if layout and not spec.early:
-            early = ", ".join(n for n, s in RANKERS.items() if s.early)
             raise param_error("model", f"value '{model}': layout configurations belong to nodes, so they must be "
                                        f"joined early ({early})")
+        if readout not in READOUTS:
+            raise param_error("readout", f"value '{readout}' is unknown (known: {', '.join(READOUTS)})")
+        if readout == "sum" and not spec.early:
+            raise param_error("model", f"value '{model}': a sum readout needs each node to see the configuration, "
+                                       f"so it must be joined early ({early})")
         if layers < 1 or hidden < 1:
             raise UserError(f"'layers' and 'hidden' must be >= 1 (got {layers}, {hidden})")
         conv = spec.conv
-        self.model, self.early, self.layout = model, spec.early, layout
+        self.model, self.early, self.layout, self.readout = model, spec.early, layout, readout
         self.hidden, self.layers, self.bidirectional = hidden, layers, bidirectional
         self.opcode = nn.Embedding(OPCODES, opcode_dim)
-        self.node_in = nn.Linear(NODE_FEATS + opcode_dim, hidden)
-        self.config_in = nn.Linear(LAYOUT_CONFIG_FEATS if layout else TILE_CONFIG_FEATS, hidden)
+        self.node_in = nn.Linear(node_feats + opcode_dim, hidden)
+        if config_feats is None:
+            config_feats = LAYOUT_CONFIG_FEATS if layout else TILE_CONFIG_FEATS
+        self.config_in = nn.Linear(config_feats, hidden)
         self.sage = conv == "sage"
         if self.sage:
             self.convs = nn.ModuleList(SAGELayer(hidden, 2 if bidirectional else 1) for _ in range(layers))
@@ -164,7 +177,7 @@ class TileRanker(nn.Module):
         # The head's first layer on [pooled graph (2h); configuration (h)] for late join is kept
         # as two parts: the graph part runs once per graph and is gathered to its pairs, so each
         # pair pays only for its configuration's part (the same function, a third of the work).
-        self.head_graph = nn.Linear(2 * hidden, hidden)
+        self.head_graph = nn.Linear(2 * hidden, hidden) if readout == "pool" else nn.Linear(hidden, hidden)
         self.head_config = None if self.early else nn.Linear(hidden, hidden, bias=False)
         self.head_out = nn.Linear(hidden, 1)
 
@@ -198,6 +211,12 @@ class TileRanker(nn.Module):
                 if self.backward_convs is not None:
                     m = m + self.backward_convs[i](h, reverse)
             h = self.norms[i](h + torch.relu(m))
+        if self.readout == "sum":  # each node's log cost; the pair's is the log of their sum
+            node = self.head_out(torch.relu(self.head_graph(h))).squeeze(-1)
+            top = scatter(node.detach(), b.node_group, 0, dim_size=b.n_groups, reduce="max")
+            total = scatter((node - top.index_select(0, b.node_group)).exp(), b.node_group, 0, dim_size=b.n_groups,
+                            reduce="sum")
+            return total.log() + top
         pooled = torch.cat([scatter(h, b.node_group, 0, dim_size=b.n_groups, reduce="mean"),
                             scatter(h, b.node_group, 0, dim_size=b.n_groups, reduce="max")], -1)
         hidden = self.head_graph(pooled)
@@ -207,4 +226,4 @@ class TileRanker(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"model={self.model}, hidden={self.hidden}, layers={self.layers}, bidirectional={self.bidirectional}, "
-                f"layout={self.layout}")
+                f"layout={self.layout}, readout={self.readout}")

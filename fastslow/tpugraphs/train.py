@@ -23,11 +23,11 @@ import torch.distributed as dist
 from fastslow.errors import UserError, check_number, one_line, param_error
 from fastslow.measure.devices import require_device
 from fastslow.tpugraphs.batching import GraphBank, Prepared, dense_groups, prepare
-from fastslow.tpugraphs.data import LayoutGraph, TileGraph
+from fastslow.tpugraphs.data import COLLECTIONS, SCHEMAS, LayoutGraph, TileGraph
 from fastslow.tpugraphs.features import TileNormalizer
 from fastslow.tpugraphs.losses import LOSS_FNS, loss_fn
 from fastslow.tpugraphs.metrics import RankingReport
-from fastslow.tpugraphs.models import RANKERS, TileRanker
+from fastslow.tpugraphs.models import RANKERS, READOUTS, TileRanker
 
 
 @dataclass
@@ -46,12 +46,16 @@ class RankerConfig:
     seed: int = 0
     data: str = ""  # where the data came from (recorded for eval and predict)
     layout_hops: int = 0  # layout: crop each graph to nodes this near a configurable node (0: whole graph)
+    readout: str = "pool"  # "pool" (mean and max, then an MLP) or "sum" (per-node log costs, summed)
 
     def __post_init__(self) -> None:
-        known = ("tile:xla", "layout:xla:default", "layout:xla:random", "layout:nlp:default", "layout:nlp:random")
+        # TpuGraphs' collections, and the graph kinds registered beside them (each its own collection)
+        known = (*COLLECTIONS, *(k for k in SCHEMAS if k not in ("tile", "layout")))
         if self.collection not in known:
             raise param_error("collection", f"value '{self.collection}' is unknown (known: {', '.join(known)})")
         RANKERS.get(self.model)  # unknown names list the known ones
+        if self.readout not in READOUTS:
+            raise param_error("readout", f"value '{self.readout}' is unknown (known: {', '.join(READOUTS)})")
         LOSS_FNS.get(self.loss)
         for name in ("epochs", "batch_graphs", "configs_per_graph", "hidden", "layers"):
             if getattr(self, name) < 1:
@@ -67,6 +71,12 @@ class RankerConfig:
     @property
     def layout(self) -> bool:
         return self.collection.startswith("layout:")
+
+    def build(self) -> TileRanker:
+        """The untrained model this configuration describes, sized to its collection's features."""
+        schema = SCHEMAS.get(self.collection.split(":")[0])
+        return TileRanker(self.model, self.hidden, self.layers, bidirectional=self.bidirectional, layout=self.layout,
+                          node_feats=schema.node_feats, config_feats=schema.config_feats, readout=self.readout)
 
 
 @torch.no_grad()
@@ -124,12 +134,19 @@ class RankerResult:
 
 def train(cfg: RankerConfig, train_graphs: list[Prepared], valid_graphs: list[Prepared] | None = None, *,
           on_epoch: Callable[[dict[str, Any]], None] | None = None, time_budget_s: float | None = None,
-          device: str = "cpu") -> RankerResult:
+          device: str = "cpu", init_bias: float | None = None,
+          validate: Callable[[TileRanker, list[Prepared]], dict[str, Any]] | None = None) -> RankerResult:
     """Train on `device` ("cpu", "cuda", "cuda:1"; under torchrun "cuda" means each process's
-    own GPU). Evaluation runs there too; the returned model stays there."""
+    own GPU). Evaluation runs there too; the returned model stays there. `init_bias` starts the
+    output layer's bias there (a regression's typical target); `validate` replaces the ranking
+    metrics computed on `valid_graphs` each epoch (its keys are reported with a `valid_` prefix)."""
     rank, world, dev = _distributed(require_device(device))
     torch.manual_seed(cfg.seed)
-    model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional, layout=cfg.layout).to(dev)
+    model = cfg.build()
+    if init_bias is not None:
+        with torch.no_grad():
+            model.head_out.bias.fill_(init_bias)
+    model = model.to(dev)
     trained = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
                if world > 1 else model)
     labelled = [g for g in train_graphs if g.runtime.numel() > 1 and float(g.runtime.max()) > 0]
@@ -172,7 +189,9 @@ def train(cfg: RankerConfig, train_graphs: list[Prepared], valid_graphs: list[Pr
                             "the learning rate or check the data with `fastslow tpugraphs inspect`")
         train_s += time.perf_counter() - t_epoch
         row: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss, "train_s": train_s, "lr": sched.get_last_lr()[0]}
-        if rank == 0 and valid_graphs:
+        if rank == 0 and valid_graphs and validate is not None:
+            row.update({f"valid_{k}": v for k, v in validate(model, valid_graphs).items()})
+        elif rank == 0 and valid_graphs:
             summary = evaluate(model, valid_graphs)
             row.update(valid_score_top5=summary["score_top5"], valid_slowdown=summary["slowdown"],
                        valid_kendall_tau=summary["kendall_tau"], valid_pair_accuracy=summary["pair_accuracy"],
@@ -219,7 +238,7 @@ def members(ckpt: dict[str, Any]) -> list[dict[str, Any]]:
 def model_from(ckpt: dict[str, Any]) -> tuple[TileRanker, TileNormalizer, RankerConfig]:
     try:
         cfg = RankerConfig(**ckpt["config"])
-        model = TileRanker(cfg.model, cfg.hidden, cfg.layers, bidirectional=cfg.bidirectional, layout=cfg.layout)
+        model = cfg.build()
         model.load_state_dict(ckpt["state_dict"])
     except (TypeError, KeyError, RuntimeError) as e:
         raise UserError(f"run checkpoint does not fit this version of fastslow ({one_line(e)}); retrain it") from None

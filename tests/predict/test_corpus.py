@@ -1,13 +1,17 @@
 """The seeded corpus: varied, reproducible, every sample named by family, runnable and capturable."""
 
+import pytest
 import torch
 
+from fastslow.cost.counter import count_cost
+from fastslow.errors import UserError
 from fastslow.predict.capture import capture
-from fastslow.predict.corpus import FAMILIES, corpus, sample
+from fastslow.predict.corpus import CNN_MAX_MACS, FAMILIES, SYNTHETIC, _cnn_macs, corpus, family_size, sample
 
 
 def test_every_family_runs_and_is_captured():
-    assert set(FAMILIES) == {"cnn-plain", "cnn-residual", "cnn-depthwise", "cnn-se", "mlp", "transformer", "rnn"}
+    assert set(FAMILIES) == {*SYNTHETIC, "zoo", "torchvision", "timm"}
+    assert set(SYNTHETIC) == {"cnn-plain", "cnn-residual", "cnn-depthwise", "cnn-se", "mlp", "transformer", "rnn"}
     for s in corpus(2):
         model = s.build().eval()
         x = torch.randn(2, *s.input_shape)
@@ -28,4 +32,24 @@ def test_samples_are_reproducible_and_varied():
     wb = b.build().state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert len({str(sample("transformer", s).params) for s in range(20)}) >= 15
-    assert [s.family for s in corpus(1)] == FAMILIES.names()
+    assert [s.family for s in corpus(1)] == list(SYNTHETIC)
+
+
+def test_convolutional_samples_stay_within_their_cost_and_the_estimate_is_the_count():
+    for s in corpus(6, ["cnn-plain", "cnn-residual", "cnn-depthwise", "cnn-se"]):
+        x = torch.randn(1, *s.input_shape)
+        macs = count_cost(s.build().eval(), (x,)).macs
+        assert macs <= CNN_MAX_MACS * 1.02, s.name
+        assert abs(_cnn_macs(s.family[4:], s.params) - macs) <= 0.02 * macs, s.name  # convolutions are nearly all
+
+
+def test_families_of_fixed_members_end_and_never_repeat():
+    for family in ("zoo", "torchvision", "timm"):
+        n = family_size(family)
+        members = [str(sample(family, i).params) for i in range(n)]
+        assert len(set(members)) == n, family
+        with pytest.raises(UserError, match=f"family '{family}' has {n} members"):
+            sample(family, n)
+    assert len([s for s in corpus(100, ["zoo"])]) == family_size("zoo")
+    zoo = [sample("zoo", i) for i in range(family_size("zoo"))]
+    assert {s.params["model"] for s in zoo} >= {"convnet", "mlp", "xor"}

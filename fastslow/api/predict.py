@@ -1,0 +1,295 @@
+"""How fast will it be without running it, on this machine: `collect` measurements, `train` a
+latency predictor on them, `evaluate` it on models and families it has not seen, and `predict`
+a model's latency under each configuration without running it.
+
+Predictors live under the results folder (`.fastslow/predictors/`, beside the results
+database) unless told otherwise, and every trained one is recorded in the results database
+with the machine it is for; `predict` without a predictor takes the newest one for this
+machine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fastslow.api.measure import Store, store_whole
+from fastslow.env import environment, others_cpu_percent
+from fastslow.errors import UserError, param_error
+from fastslow.measure.bench import ModelSource
+from fastslow.predict.capture import capture
+from fastslow.predict.collect import CollectResult, CollectSettings, time_configs
+from fastslow.predict.collect import collect as collect_into
+from fastslow.predict.configs import Config, Runners, configs_for
+from fastslow.predict.dataset import describe_machine, fingerprint, load_collection, machine
+from fastslow.predict.evaluate import leave_one_family_out, noise, score_methods, split_models
+from fastslow.predict.metrics import scores
+from fastslow.predict.predictor import Predictor, PredictorConfig, costs_of, fit, tile_graph_of
+from fastslow.store.db import Record, ResultsStore, StoreError, default_db_path
+from fastslow.store.recorder import Saved, open_store
+
+TRAIN = "predictor train"
+# What a first predictor costs here, for the message that says there is none: a 20-minute
+# collection and about 2 minutes of training (measured on a 2-core machine).
+FIRST_PREDICTOR = ("fastslow predictor collect --out predictor-data --minutes 20 && "
+                   "fastslow predictor train predictor-data", 22)
+
+
+def collect(out: str | Path, settings: CollectSettings | None = None, *, families: list[str] | None = None,
+            per_family: int = 30, minutes: float | None = None, repeat_every: int = 10, store: Store = True,
+            on_start: Callable[[int], None] | None = None,
+            on_sample: Callable[[Any, int, int], None] | None = None) -> CollectResult:
+    """Measure corpus models under their configurations into `out` (see fastslow.predict.collect)."""
+    return collect_into(out, settings, families=families, per_family=per_family, minutes=minutes,
+                        repeat_every=repeat_every, store=store, on_start=on_start, on_sample=on_sample)
+
+
+def results_folder(db: str | Path | None = None) -> Path:
+    return (Path(db) if db else default_db_path()).parent
+
+
+@dataclass
+class TrainRun:
+    path: Path | None  # the predictor file (rank 0 only)
+    predictor: Predictor
+    held_out: dict[str, dict[str, Any]]  # method -> scores on the held-out models of seen families
+    trained: int
+    held: int
+    seconds: float
+    saved: Saved | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path) if self.path else None, "machine": self.predictor.machine,
+                "models_trained": self.trained, "models_held_out": self.held, "held_out": self.held_out,
+                "train_s": self.seconds, "epochs": len(self.predictor.info.get("history", []))}
+
+
+def train(data: str | Path, out: str | Path | None = None, cfg: PredictorConfig | None = None, *,
+          holdout: float = 0.2, device: str = "cpu", store: Store = True, db: str | Path | None = None,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainRun:
+    """Train the network and the two baselines on a collection, keeping `holdout` of each family's
+    models out to score them on; write the predictor to `out` (default: a new folder under the
+    results folder's predictors/) and record it in the results database. Under torchrun the
+    network trains data-parallel and rank 0 writes."""
+    cfg = cfg or PredictorConfig()
+    if not 0 <= holdout < 1:
+        raise param_error("holdout", f"must be in [0, 1) (got {holdout})")
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    database = open_store(store) if rank0 else None  # a database that cannot be written fails before training
+    manifest, models = load_collection(data)
+    train_models, held = split_models(models, holdout, cfg.seed)
+    t0 = time.perf_counter()
+    predictor, _ = fit(train_models, cfg, manifest["machine"], device=device, on_epoch=on_epoch)
+    seconds = time.perf_counter() - t0
+    scored = score_methods(predictor, held) if held else {}
+    predictor.info.update(collection=str(Path(data).resolve()), settings=manifest["settings"],
+                          held_out=[m.name for m in held], holdout=holdout, config=asdict(cfg),
+                          held_out_scores=scored, families=sorted({m.family for m in models}))
+    run = TrainRun(None, predictor, scored, len(train_models), len(held), seconds)
+    if not rank0:
+        return run
+    folder = Path(out) if out else results_folder(db if db else getattr(database, "path", None)) / "predictors" / \
+        datetime.now().strftime("%Y%m%d-%H%M%S")
+    run.path = predictor.save(folder / "predictor.pt")
+    from fastslow.report.output import write_json
+
+    payload = {**run.to_dict(), "fingerprint": fingerprint(predictor.machine)}
+    write_json(str(folder / "metrics.json"), payload)
+    summary = f"{len(train_models)} models trained, {len(held)} held out"
+    if scored:
+        summary += f"; held out within ±10%: {100 * scored['gnn']['within_10']:.0f}%"
+    record = Record(TRAIN, str(data), {"config": asdict(cfg), "holdout": holdout, "device": device},
+                    {**environment("cpu"), "machine": predictor.machine}, payload, "ok", summary)
+    run.saved = store_whole(database, record)
+    return run
+
+
+def find_predictor(db: str | Path | None = None) -> Path:
+    """The newest predictor trained for this machine, from the results database's records."""
+    here = machine()
+    path = Path(db) if db else default_db_path()
+    command, minutes = FIRST_PREDICTOR
+    missing = (f"no latency predictor has been trained for this machine ({describe_machine(here)}) in {path}: make "
+               f"one with `{command}` (about {minutes} minutes on 2 cores), or give --predictor")
+    try:
+        with ResultsStore(path, readonly=True) as store:
+            runs = store.query(command=TRAIN, status="ok", limit=None)
+    except StoreError:
+        if not path.is_file():
+            raise UserError(missing) from None
+        raise
+    for r in runs:
+        file = Path(r.payload.get("path") or "")
+        if r.payload.get("fingerprint") == fingerprint(here) and file.is_file():
+            return file
+    raise UserError(missing)
+
+
+@dataclass
+class PredictResult:
+    model: str
+    machine: dict[str, Any]
+    predictor: str
+    predictions: list[tuple[Config, float]]  # (configuration, predicted seconds per call)
+    measured: list[tuple[Config, float]] | None = None
+    warnings: list[str] = field(default_factory=list)
+    capture_s: float = 0.0
+    predict_s: float = 0.0  # the prediction itself, once the graph is captured
+    input_shape: tuple[int, ...] = ()
+    saved: Saved | None = field(default=None, repr=False)
+
+    @property
+    def best(self) -> tuple[Config, float]:
+        """The configuration predicted fastest per item (the fastest call, at one batch size)."""
+        return min(self.predictions, key=lambda p: p[1] / p[0].batch)
+
+    def verification(self) -> dict[str, Any] | None:
+        """With --verify: the predictions scored against the measurements (see fastslow.predict.metrics)."""
+        if not self.measured:
+            return None
+        measured = dict(self.measured)
+        kept = [(c, t) for c, t in self.predictions if c in measured]
+        return scores([np.asarray([t for _, t in kept])], [np.asarray([measured[c] for c, _ in kept])],
+                      [[c for c, _ in kept]])
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best
+        return {"model": self.model, "machine": self.machine, "predictor": self.predictor,
+                "input_shape": list(self.input_shape),
+                "predictions": [{"config": c.to_dict(), "latency_s": t} for c, t in self.predictions],
+                "best": {"config": best[0].to_dict(), "latency_s": best[1]},
+                "measured": None if self.measured is None else [{"config": c.to_dict(), "latency_s": t}
+                                                                for c, t in self.measured],
+                "verification": self.verification(), "warnings": self.warnings, "capture_s": self.capture_s,
+                "predict_s": self.predict_s}
+
+
+def predict(source: str | ModelSource, *, predictor: str | Path | None = None, batches: list[int] | None = None,
+            threads: list[int] | None = None, runtimes: list[str] | None = None, verify: bool = False,
+            store: Store = True, db: str | Path | None = None) -> PredictResult:
+    """Predicted seconds per call of a model under each configuration that applies to it, without
+    running it; with `verify`, each is also measured (as the collection measures). The batch is
+    the input's first dimension (`batches` lists others to rank)."""
+    source = source if isinstance(source, ModelSource) else ModelSource(source)
+    path = Path(predictor) if predictor else find_predictor(db)
+    p = Predictor.load(path)
+    database = open_store(store)
+    resolved, inputs = source.resolve()
+    if len(inputs) != 1:
+        raise param_error("inputs", f"a latency prediction takes a model with one input (got {len(inputs)})")
+    shape = inputs[0].shape(resolved.defaults)
+    if not inputs[0].dtype.is_floating_point or len(shape) < 2:
+        raise param_error("inputs", f"'{inputs[0].text}': a latency prediction takes one float input with a "
+                                    "batch dimension first")
+    settings = CollectSettings.from_dict(p.info["settings"])
+    for b in batches or []:
+        if b < 1:
+            raise param_error("batches", f"must be >= 1 (got {b})")
+    for t in threads or []:
+        if t < 1:
+            raise param_error("threads", f"must be >= 1 (got {t})")
+    for r in runtimes or []:
+        Config(runtime=r)  # an unknown runtime is refused by name
+    here = machine()
+    warnings = []
+    if fingerprint(here) != fingerprint(p.machine):
+        warnings.append(f"predictor {path} was trained on {describe_machine(p.machine)}; this is "
+                        f"{describe_machine(here)}: its predictions are for that machine")
+    model, item_shape = resolved.model.eval(), tuple(shape[1:])
+    configs = configs_for(model, item_shape, batches=tuple(batches or [shape[0]]),
+                          threads=tuple(threads or settings.threads), runtimes=tuple(runtimes or settings.runtimes))
+    outside = sorted({c.batch for c in configs if not min(settings.batches) <= c.batch <= max(settings.batches)}
+                     | {c.threads for c in configs if c.threads not in settings.threads})
+    if outside:
+        warnings.append(f"the predictor was measured at batches {list(settings.batches)} and threads "
+                        f"{list(settings.threads)}: {outside} lie outside them, so those predictions extrapolate")
+    t0 = time.perf_counter()
+    graph = capture(model, (torch.zeros(1, *item_shape),), name=source.spec)
+    capture_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    latency = p.predict([tile_graph_of(source.spec, graph, configs)], [costs_of(graph)], [configs], ("gnn",))["gnn"][0]
+    predict_s = time.perf_counter() - t0
+    result = PredictResult(source.spec, here, str(path), list(zip(configs, map(float, latency), strict=True)),
+                           warnings=warnings, capture_s=capture_s, predict_s=predict_s, input_shape=tuple(shape))
+    if verify:
+        others_cpu_percent(refresh=True)
+        runners = Runners(model, item_shape)
+        failures: list[str] = []
+        try:
+            timed = time_configs(runners, configs, settings.timer(),
+                                 on_failure=lambda stage, e, c: failures.append(
+                                     f"{c.describe() if c else 'a group'}: {stage} failed ({e})"))
+        finally:
+            runners.close()
+        result.measured = [(c, timed[c].median_s) for c in configs if c in timed]
+        result.warnings += failures
+    env = {**environment("cpu", max(c.threads for c in configs)), "machine": here}
+    record = Record("predict", source.spec, {**source.to_dict(), "predictor": str(path), "verify": verify,
+                                             "configs": [c.to_dict() for c in configs]}, env, result.to_dict(), "ok",
+                    f"best {result.best[0].describe()}: {result.best[1] * 1e3:.3g} ms predicted")
+    result.saved = store_whole(database, record)
+    return result
+
+
+@dataclass
+class EvalRun:
+    predictor: str
+    held_out: dict[str, dict[str, Any]]  # method -> scores on the held-out models of seen families
+    families: dict[str, Any]  # leave one family out: {"families": {family: {method: scores}}, "pooled": {...}}
+    noise: dict[str, Any]
+    seconds: float
+    saved: Saved | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"predictor": self.predictor, "held_out_models": self.held_out,
+                "held_out_families": self.families, "noise_floor": self.noise, "seconds": self.seconds}
+
+
+def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[str] | None = None,
+             leave_family_out: bool = True, device: str = "cpu", store: Store = True,
+             on_fold: Callable[[str, int, int], None] | None = None) -> EvalRun:
+    """Score a predictor on its held-out models, retrain it once per family with that family left
+    out and score it there, and read the collection's noise floor; the network and both baselines
+    side by side."""
+    p = Predictor.load(run)
+    database = open_store(store)
+    collection = Path(data or p.info["collection"])
+    _, models = load_collection(collection)
+    known = sorted({m.family for m in models})
+    for f in families or []:
+        if f not in known:
+            raise param_error("families", f"value '{f}' is not in collection {collection} (families: "
+                                          f"{', '.join(known)})")
+    t0 = time.perf_counter()
+    held = [m for m in models if m.name in set(p.info.get("held_out", []))]
+    held_scores = score_methods(p, held) if held else {}
+    lofo: dict[str, Any] = {"families": {}, "pooled": {}}
+    if leave_family_out:
+        cfg = PredictorConfig(**p.info["config"])
+        lofo = leave_one_family_out(models, cfg, p.machine, families=families, device=device, on_fold=on_fold)
+    result = EvalRun(str(run), held_scores, lofo, noise(collection, models), time.perf_counter() - t0)
+    record = Record("predictor eval", str(run), {"data": str(collection), "families": families,
+                                                 "leave_family_out": leave_family_out},
+                    {**environment("cpu"), "machine": p.machine}, result.to_dict(), "ok",
+                    _eval_summary(result))
+    result.saved = store_whole(database, record)
+    return result
+
+
+def _eval_summary(r: EvalRun) -> str:
+    parts = []
+    if r.held_out:
+        parts.append(f"held-out models within ±10%: {100 * r.held_out['gnn']['within_10']:.0f}%")
+    pooled = r.families.get("pooled") or {}
+    if pooled:
+        parts.append(f"held-out families within ±20%: {100 * pooled['gnn']['within_20']:.0f}%")
+    return "; ".join(parts) or "nothing to score"
+

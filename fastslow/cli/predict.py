@@ -1,0 +1,246 @@
+"""`predictor collect|train|eval` and `predict`: parse, call fastslow.api.predict, render."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import typer
+
+from fastslow.cli.app import (
+    Args,
+    Db,
+    Device,
+    Inputs,
+    JsonOut,
+    MinSamples,
+    Weights,
+    app,
+    progress,
+    report_saved,
+    say,
+    state,
+    warn_if_busy,
+)
+from fastslow.errors import Terminated, UserError
+
+predictor_app = typer.Typer(no_args_is_help=True, help=(
+    "Latency predictors for this machine: collect measurements, train on them, evaluate on unseen models."))
+app.add_typer(predictor_app, name="predictor")
+
+
+def _ints(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{flag} value '{text}': give comma-separated integers such as 1,4,16") from None
+    if not values:
+        raise UserError(f"{flag} value '{text}': give at least one integer")
+    return values
+
+
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [v.strip() for v in text.split(",") if v.strip()] or None
+
+
+@predictor_app.command(short_help="Measure corpus models under their configurations.")
+def collect(
+    out: Annotated[str, typer.Option("--out", help="Collection folder (continued if it exists).")],
+    minutes: Annotated[float | None, typer.Option(
+        "--minutes", help="Start no new model after this long.", show_default=False)] = None,
+    per_family: Annotated[int, typer.Option("--per-family", help="Models of each family.")] = 30,
+    families: Annotated[str | None, typer.Option(
+        "--families", metavar="NAMES", help="Comma-separated families (default: every one that can be built here).",
+        show_default=False)] = None,
+    batches: Annotated[str, typer.Option("--batches", metavar="LIST", help="Batch sizes.")] = "1,4,16",
+    threads: Annotated[str, typer.Option("--threads", metavar="LIST", help="Thread counts.")] = "1,2",
+    runtimes: Annotated[str, typer.Option(
+        "--runtimes", metavar="LIST", help="eager, onnx, int8-dynamic.")] = "eager,onnx,int8-dynamic",
+    budget: Annotated[float, typer.Option("--budget", metavar="S", help="Timing budget of one measurement.")
+                      ] = 0.15,
+    min_samples: MinSamples = None,
+    repeat_every: Annotated[int, typer.Option(
+        "--repeat-every", metavar="N", help="Every N models, time an earlier one again (the noise floor); 0: never.")
+    ] = 10,
+    db: Db = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Build seeded models of every family (convolutional, MLP, transformer, recurrent, the zoo,
+    and timm and torchvision where they import), capture each as an operator graph, and time it
+    under each configuration (batch, threads, layout, runtime). Everything measured is stored as it
+    finishes; run it again to continue, Ctrl-C keeps what is done."""
+    from fastslow.api.predict import collect as run
+    from fastslow.predict.collect import CollectSettings
+    from fastslow.report import output
+
+    settings = CollectSettings(tuple(_ints(batches, "--batches") or ()), tuple(_ints(threads, "--threads") or ()),
+                               tuple(_names(runtimes) or ()), budget, min_samples or 5)
+    output.check_output_path(json_out)
+    bar: dict[str, Any] = {}
+
+    def start(total: int) -> None:
+        say(f"collecting {total} models into {out}" + (f" for at most {minutes:g} min" if minutes else ""))
+        bar["cm"] = progress(total, "collecting")
+        bar["advance"] = bar["cm"].__enter__()
+
+    def sample_done(s: Any, i: int, n: int) -> None:
+        what = f"[red]failed[/red] ({s.error})" if s.error else f"{s.configs} configurations"
+        say(f"{i}/{n} {s.name}{' (again)' if s.repeat else ''}: {what}, {s.seconds:.1f} s")
+        if not s.repeat:
+            bar["advance"](f"collecting: {s.name}")
+
+    try:
+        result = run(out, settings, families=_names(families), per_family=per_family, minutes=minutes,
+                     repeat_every=repeat_every, store=state["db"] or True, on_start=start, on_sample=sample_done)
+    finally:
+        if "cm" in bar:
+            bar["cm"].__exit__(None, None, None)
+    output.console.print(f"{out}: {result.summary()}; {result.total_models} models in the collection, measured on "
+                         f"{result.machine['cpu']} ({result.machine['logical_cpus']} logical CPUs)")
+    payload = result.to_dict()
+    output.write_json(json_out, payload)
+    warn_if_busy()
+    report_saved(result.saved, payload, json_out, "predictor collect")
+    if result.interrupted:
+        raise Terminated() if result.stop_signal == "SIGTERM" else KeyboardInterrupt()
+
+
+@predictor_app.command(short_help="Train a latency predictor on a collection.")
+def train(
+    data: Annotated[str, typer.Argument(help="Collection folder from `predictor collect`.")],
+    out: Annotated[str | None, typer.Option(
+        "--out", help="Predictor folder (default: a new one under the results folder's predictors/).",
+        show_default=False)] = None,
+    model: Annotated[str, typer.Option("--model", help="early-sage, early-gcn, early-gat.")] = "early-sage",
+    epochs: Annotated[int, typer.Option("--epochs")] = 400,
+    minutes: Annotated[float | None, typer.Option(
+        "--minutes", help="Stop training after this long.", show_default=False)] = None,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate of the one-cycle schedule.")] = 3e-3,
+    hidden: Annotated[int, typer.Option("--hidden")] = 64,
+    layers: Annotated[int, typer.Option("--layers")] = 3,
+    batch_graphs: Annotated[int, typer.Option("--batch-graphs", help="Models per step.")] = 16,
+    holdout: Annotated[float, typer.Option(
+        "--holdout", help="Share of each family's models kept out of training and scored.")] = 0.2,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Device = "cpu",
+    db: Db = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Train a graph network (early join of the configuration, per-operator times summed) to
+    predict log latency with a ranking term across configurations, and fit the two baselines
+    (roofline regression; per-operator sum, as nn-Meter) beside it; score all three on the
+    held-out models. Under `torchrun --nproc-per-node N -m fastslow predictor train ...` the
+    network trains data-parallel."""
+    from fastslow.api.predict import train as run
+    from fastslow.predict.predictor import PredictorConfig
+    from fastslow.report import output, tables
+
+    cfg = PredictorConfig(model, hidden, layers, epochs, lr, batch_graphs, seed=seed, minutes=minutes)
+    output.check_output_path(json_out)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    with progress(epochs, "training") as advance:
+        result = run(data, out, cfg, holdout=holdout, device=device, store=state["db"] or True, db=state["db"],
+                     on_epoch=lambda row: advance(f"training: epoch {row['epoch']}, loss {row['loss']:.4f}"))
+    if not rank0:
+        return
+    output.console.print(f"trained on {result.trained} models in {result.seconds:.0f} s "
+                         f"({len(result.predictor.info['history'])} epochs); predictor {result.path}")
+    if result.held_out:
+        output.console.print(tables.predictor_scores_table(
+            f"held-out models of seen families ({result.held})", result.held_out))
+    payload = result.to_dict()
+    output.write_json(json_out, payload)
+    report_saved(result.saved, payload, json_out, "predictor train")
+
+
+@predictor_app.command("eval", short_help="Score a predictor on unseen models and families.")
+def eval_cmd(
+    run: Annotated[str, typer.Argument(help="Predictor folder (or predictor.pt) from `predictor train`.")],
+    data: Annotated[str | None, typer.Option(
+        "--data", help="Collection (default: the one it was trained on).", show_default=False)] = None,
+    families: Annotated[str | None, typer.Option(
+        "--families", metavar="NAMES", help="Families to leave out one at a time (default: all).",
+        show_default=False)] = None,
+    leave_family_out: Annotated[bool, typer.Option(
+        "--leave-family-out/--no-leave-family-out", help="Retrain once per family left out.")] = True,
+    device: Device = "cpu",
+    db: Db = None,
+    json_out: JsonOut = None,
+) -> None:
+    """The network and both baselines side by side: on the held-out models of seen families, on
+    each family left out of training (retrained once per family), pooled over those, and the
+    collection's noise floor (the same models measured twice)."""
+    from fastslow.api.predict import evaluate
+    from fastslow.report import output, tables
+
+    output.check_output_path(json_out)
+    names = _names(families)
+    with progress(1, "evaluating") as advance:
+        result = evaluate(run, data=data, families=names, leave_family_out=leave_family_out, device=device,
+                          store=state["db"] or True,
+                          on_fold=lambda f, i, n: advance(f"leaving out {f} ({i + 1}/{n})"))
+    if result.held_out:
+        output.console.print(tables.predictor_scores_table("held-out models of seen families", result.held_out))
+    if result.families.get("families"):
+        output.console.print(tables.family_scores_table(result.families["families"]))
+        output.console.print(tables.predictor_scores_table("held-out families, pooled", result.families["pooled"]))
+    output.console.print(tables.noise_table(result.noise))
+    payload = result.to_dict()
+    output.write_json(json_out, payload)
+    report_saved(result.saved, payload, json_out, "predictor eval")
+
+
+@app.command(short_help="Predicted latency per configuration, without running the model.")
+def predict(
+    spec: Annotated[str, typer.Argument(help="zoo:NAME, timm:NAME, torchvision:NAME, path/file.py:Attr, ...")],
+    input: Inputs = None,
+    arg: Args = None,
+    weights: Weights = None,
+    predictor: Annotated[str | None, typer.Option(
+        "--predictor", help="Predictor folder (default: the newest trained for this machine).",
+        show_default=False)] = None,
+    batches: Annotated[str | None, typer.Option(
+        "--batches", metavar="LIST", help="Batch sizes to rank (default: the input's first dimension).",
+        show_default=False)] = None,
+    threads: Annotated[str | None, typer.Option(
+        "--threads", metavar="LIST", help="Thread counts (default: the predictor's).", show_default=False)] = None,
+    runtimes: Annotated[str | None, typer.Option(
+        "--runtimes", metavar="LIST", help="Runtimes (default: the predictor's).", show_default=False)] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Also measure each configuration.")] = False,
+    db: Db = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Predicted time of one call under each configuration that applies (batch, threads, layout,
+    runtime) and the predicted best per item, from a predictor trained on this machine; the model
+    is captured as a graph, not run. --verify measures them too and prints the error."""
+    from fastslow.api.predict import predict as run
+    from fastslow.measure.bench import ModelSource
+    from fastslow.report import output, tables
+    from fastslow.specs import parse_args
+
+    source = ModelSource(spec, list(input or []), parse_args(arg or []), weights)
+    output.check_output_path(json_out)
+    with output.err_console.status("capturing the graph and predicting" + (", then measuring" if verify else "")):
+        result = run(source, predictor=predictor, batches=_ints(batches, "--batches"),
+                     threads=_ints(threads, "--threads"), runtimes=_names(runtimes), verify=verify,
+                     store=state["db"] or True, db=state["db"])
+    for w in result.warnings:
+        say(f"[yellow]warning[/yellow]: {w}")
+    payload = result.to_dict()
+    shape = "x".join(map(str, result.input_shape))
+    output.console.print(tables.predictions_table(f"{spec}, input {shape}: predicted by {result.predictor}",
+                                                  payload["predictions"], payload["measured"], payload["best"]))
+    best, latency = result.best
+    line = (f"predicted best: {best.describe()}, {latency * 1e3:.3g} ms per call "
+            f"(graph captured in {result.capture_s:.2f} s, predicted in {1e3 * result.predict_s:.0f} ms)")
+    output.console.print(line)
+    s = result.verification()
+    if s is not None:
+        output.console.print(f"measured: {100 * s['within_10']:.0f}% of predictions within ±10%, "
+                             f"{100 * s['within_20']:.0f}% within ±20%; the predicted best is "
+                             f"{100 * s['top1_slowdown']:.1f}% slower per item than the measured best")
+        warn_if_busy()
+    output.write_json(json_out, payload)
+    report_saved(result.saved, payload, json_out, "predict")

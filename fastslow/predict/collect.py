@@ -1,0 +1,371 @@
+"""Collecting a latency data set on this machine: corpus models captured as operator graphs and
+timed under each of their configurations with fastslow's own timer.
+
+Per model: build it (seeded), capture its graph at batch 1, then time its configurations. They
+are timed in groups that share a thread pool (torch at 1 thread, ONNX Runtime at 1 thread,
+torch at 2, ...), the configurations of a group interleaved block by block so that drift hits
+them alike, and no group's spinning threads steal another's cores. Each measurement has the
+per-measurement budget (`budget_s`) and at least `min_samples` samples.
+
+Nothing measured is lost: every measurement is written as it finishes, with its raw samples,
+to the collection's own database (DIR/measurements.db) and to the results database; a model's
+npz file is written once all its configurations are timed. A second run continues where the
+first stopped (models with a file, or recorded as failed, are not measured again). Ctrl-C and
+SIGTERM keep everything finished. A model that cannot be built, captured, exported or run is
+recorded with its error and skipped. Every `repeat_every` models, one measured earlier is
+timed again, later: the noise floor (how often two measurements of the same thing agree).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fastslow.env import environment, others_cpu_percent
+from fastslow.errors import Terminated, UserError, check_number, full_reason, param_error
+from fastslow.measure.bench import Point
+from fastslow.measure.stats import Measurement
+from fastslow.measure.timer import TimerConfig, Workload, measure_interleaved
+from fastslow.predict.capture import capture
+from fastslow.predict.configs import BATCHES, RUNTIMES, THREADS, Config, Runners, configs_for
+from fastslow.predict.corpus import Sample, available_families, corpus
+from fastslow.predict.dataset import (
+    FORMAT_VERSION,
+    MANIFEST,
+    MEASUREMENTS,
+    describe_machine,
+    fingerprint,
+    machine,
+    npz_path,
+    read_manifest,
+    write_model,
+)
+from fastslow.store.db import Record, ResultsStore
+from fastslow.store.recorder import RunRecorder, Saved, open_store
+
+COMMAND = "predictor collect"
+
+
+@dataclass(frozen=True)
+class CollectSettings:
+    """What is measured and how: these must stay the same for a collection to be continued."""
+
+    batches: tuple[int, ...] = BATCHES
+    threads: tuple[int, ...] = THREADS
+    runtimes: tuple[str, ...] = RUNTIMES
+    budget_s: float = 0.15  # timing budget of one measurement
+    min_samples: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("batches", "threads"):
+            values = getattr(self, name)
+            if not values or any(v < 1 for v in values) or len(set(values)) != len(values):
+                raise param_error(name, f"must be distinct integers >= 1 (got {', '.join(map(str, values))})")
+        if not self.runtimes:
+            raise param_error("runtimes", "must name at least one runtime")
+        for r in self.runtimes:
+            Config(runtime=r)
+        check_number("budget_s", self.budget_s)
+        if self.min_samples < 1:
+            raise param_error("min_samples", f"must be >= 1 (got {self.min_samples})")
+
+    def timer(self) -> TimerConfig:
+        return TimerConfig(warmup_s=0.02, warmup_calls=2, min_time_s=self.budget_s / 3, max_time_s=self.budget_s,
+                           rel_precision=0.01, min_samples=self.min_samples, point_cap_s=max(60.0, self.budget_s))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CollectSettings:
+        return cls(tuple(d["batches"]), tuple(d["threads"]), tuple(d["runtimes"]), float(d["budget_s"]),
+                   int(d["min_samples"]))
+
+
+@dataclass
+class SampleResult:
+    """One model of this run: its configurations' medians, or the error that stopped it."""
+
+    name: str
+    family: str
+    seconds: float
+    configs: int = 0
+    error: str | None = None
+    repeat: bool = False
+
+
+@dataclass
+class CollectResult:
+    out: Path
+    machine: dict[str, Any]
+    planned: int  # models of the corpus not yet in the collection when this run started
+    samples: list[SampleResult] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_by_budget: bool = False
+    interrupted: bool = False
+    stop_signal: str | None = None  # "SIGINT" or "SIGTERM" when interrupted
+    total_models: int = 0  # in the collection after this run
+    saved: Saved | None = None
+    collection_run: int | None = None
+
+    @property
+    def measured(self) -> int:
+        """Measurements taken by this run (configurations timed, repeats included)."""
+        return sum(s.configs for s in self.samples)
+
+    @property
+    def left(self) -> int:
+        return self.planned - sum(1 for s in self.samples if not s.repeat)
+
+    def summary(self) -> str:
+        new = [s for s in self.samples if not s.repeat]
+        failed = sum(1 for s in new if s.error)
+        text = (f"{len(new) - failed} models measured ({self.measured} measurements), {failed} failed, "
+                f"in {self.seconds / 60:.1f} min")
+        if self.left:
+            text += f"; {self.left} left for the next run" + (" (time budget)" if self.stopped_by_budget else "")
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "machine": self.machine, "planned": self.planned, "left": self.left,
+                "measurements": self.measured, "seconds": self.seconds, "stopped_by_budget": self.stopped_by_budget,
+                "interrupted": self.interrupted, "models_in_collection": self.total_models,
+                "samples": [asdict(s) for s in self.samples]}
+
+
+def _groups(configs: list[Config]) -> list[list[Config]]:
+    """Configurations that share a thread pool: (threads, torch or ONNX Runtime)."""
+    keyed: dict[tuple[int, bool], list[Config]] = {}
+    for c in configs:
+        keyed.setdefault((c.threads, c.runtime == "onnx"), []).append(c)
+    return list(keyed.values())
+
+
+def time_configs(runners: Runners, configs: list[Config], timer: TimerConfig, *,
+                 on_failure: Callable[[str, BaseException, Config | None], None] | None = None,
+                 on_measured: Callable[[Config, Measurement], None] | None = None) -> dict[Config, Measurement]:
+    """Time one model's configurations, each group of a thread pool interleaved (see the module's
+    docstring). Each configuration is run once first: one that fails (`on_failure` gets the stage:
+    "export" for an ONNX export, "run" for a configuration that will not run, "measure" for a
+    group that failed while timed) is left out, and the rest are timed."""
+    out: dict[Config, Measurement] = {}
+
+    def failure(stage: str, e: BaseException, c: Config | None) -> None:
+        if on_failure:
+            on_failure(stage, e, c)
+
+    for group in _groups(configs):
+        workloads, timed = [], []
+        for c in group:
+            try:
+                fn = runners(c)
+                with torch.inference_mode():
+                    fn()
+            except Exception as e:  # noqa: BLE001  (an export that fails, an operator that will not run)
+                stage = "export" if c.runtime == "onnx" and runners.export_s == 0.0 else "run"
+                failure(stage, e, c)
+                if stage == "export":
+                    break
+                continue
+            workloads.append(Workload(fn, "cpu", c.threads, track_memory=False, label=c.describe()))
+            timed.append(c)
+        if not workloads:
+            continue
+        try:
+            measured = measure_interleaved(workloads, timer)
+        except Exception as e:  # noqa: BLE001  (out of memory, say)
+            failure("measure", e, None)
+            continue
+        for c, m in zip(timed, measured, strict=True):
+            out[c] = m
+            if on_measured:
+                on_measured(c, m)
+    return out
+
+
+def _finished(db: ResultsStore) -> tuple[set[str], set[str]]:
+    """Names recorded as failed as a whole, and names measured again (repeats), over every run so far."""
+    failed, repeated = set(), set()
+    for record in db.query(command=COMMAND, limit=None):
+        for p in db.get(record.id).points:
+            params = p.get("params", {})
+            if params.get("stage") in ("build", "capture"):
+                failed.add(params["sample"])
+            elif params.get("repeat"):
+                repeated.add(params["sample"])
+    return failed, repeated
+
+
+class _Collector:
+    def __init__(self, out: Path, settings: CollectSettings, recorders: list[RunRecorder]) -> None:
+        self.out, self.settings, self.recorders = out, settings, recorders
+        self.index = 0
+
+    def record(self, point: Point) -> None:
+        for r in self.recorders:
+            r.point(self.index, point.to_record())
+        self.index += 1
+
+    def fail(self, s: Sample, stage: str, error: BaseException | str, t0: float, repeat: bool = False,
+             config: Config | None = None) -> SampleResult:
+        """Record what failed (the whole sample, or one configuration of it) with its reason."""
+        reason = error if isinstance(error, str) else full_reason(error, 400)
+        params = {"sample": s.name, "family": s.family, "stage": stage, "repeat": int(repeat),
+                  **(config.to_dict() if config else {})}
+        self.record(Point(params, error=f"{stage}: {reason}"))
+        return SampleResult(s.name, s.family, time.perf_counter() - t0, error=f"{stage}: {reason}", repeat=repeat)
+
+    def measure(self, s: Sample, *, repeat: bool = False) -> SampleResult:
+        t0 = time.perf_counter()
+        try:
+            torch.manual_seed(s.seed)
+            model = s.build().eval()
+        except Exception as e:  # noqa: BLE001  (a sample that cannot be built is recorded and skipped)
+            return self.fail(s, "build", e, t0, repeat)
+        graph = None
+        if not repeat:
+            try:
+                graph = capture(model, (torch.randn(1, *s.input_shape),), name=s.name)
+            except Exception as e:  # noqa: BLE001
+                return self.fail(s, "capture", str(e) if isinstance(e, UserError) else e, t0)
+        configs = configs_for(model, s.input_shape, batches=self.settings.batches, threads=self.settings.threads,
+                              runtimes=self.settings.runtimes)
+
+        def failed(stage: str, error: BaseException, config: Config | None) -> None:
+            self.fail(s, stage, error, t0, repeat, config)
+
+        def measured(c: Config, m: Measurement) -> None:
+            self.record(Point({"sample": s.name, "family": s.family, **c.to_dict(), "repeat": int(repeat)}, m, c.batch))
+
+        runners = Runners(model, s.input_shape, seed=s.seed)
+        try:
+            timed = time_configs(runners, configs, self.settings.timer(), on_failure=failed, on_measured=measured)
+            medians = {c: m.median_s for c, m in timed.items()}
+        finally:
+            runners.close()
+        result = SampleResult(s.name, s.family, time.perf_counter() - t0, len(medians), repeat=repeat)
+        if not medians:
+            return self.fail(s, "measure", "no configuration could be measured", t0, repeat)
+        if graph is not None:
+            kept = [c for c in configs if c in medians]
+            write_model(self.out, graph, {**s.to_dict(), "export_s": runners.export_s}, kept,
+                        [medians[c] for c in kept])
+        return result
+
+
+def _check_manifest(out: Path, here: dict[str, Any], settings: CollectSettings) -> None:
+    """A collection is continued only on the machine and with the settings it was started with."""
+    manifest = read_manifest(out)
+    if manifest is None:
+        return
+    if fingerprint(manifest["machine"]) != fingerprint(here):
+        raise UserError(f"collection {out} was measured on {describe_machine(manifest['machine'])}; this is "
+                        f"{describe_machine(here)}: a predictor is for one machine, so collect into another --out")
+    before = CollectSettings.from_dict(manifest["settings"]).to_dict()
+    for key, value in settings.to_dict().items():
+        if before[key] != value:
+            raise param_error(key, f"is {value} here but {before[key]} in collection {out}: a collection is "
+                                   "continued with the settings it was started with (or collect into another --out)")
+
+
+def collect(
+    out: str | Path,
+    settings: CollectSettings | None = None,
+    *,
+    families: list[str] | None = None,
+    per_family: int = 30,
+    minutes: float | None = None,
+    repeat_every: int = 10,
+    store: ResultsStore | str | Path | bool | None = True,
+    on_start: Callable[[int], None] | None = None,
+    on_sample: Callable[[SampleResult, int, int], None] | None = None,
+) -> CollectResult:
+    """Measure `per_family` models of each family (all that can be built here by default) into
+    `out`, continuing what is there; stop starting models after `minutes`. Returns what this run
+    measured (also when Ctrl-C or SIGTERM stopped it: then `interrupted` is set); `store` is the
+    results database the measurements also go to."""
+    settings = settings or CollectSettings()
+    known = available_families()
+    families = list(families or known)
+    for f in families:
+        if f not in known:
+            raise param_error("families", f"value '{f}' cannot be collected here (available: {', '.join(known)})")
+    if per_family < 1:
+        raise param_error("per_family", f"must be >= 1 (got {per_family})")
+    if minutes is not None:
+        check_number("minutes", minutes)
+    if repeat_every < 0:
+        raise param_error("repeat_every", f"must be >= 0 (got {repeat_every})")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file, not a folder")
+    here = machine()
+    _check_manifest(out, here, settings)
+    out.mkdir(parents=True, exist_ok=True)
+    own = ResultsStore(out / MEASUREMENTS)  # before anything is measured: both databases must take writes
+    results = open_store(store)
+    if results is not None and results.path.resolve() == own.path.resolve():
+        results = None
+    (out / MANIFEST).write_text(json.dumps({"format": FORMAT_VERSION, "machine": here,
+                                            "settings": settings.to_dict()}, indent=2))
+    failed, repeated = _finished(own)
+    plan = [s for s in corpus(per_family, families)
+            if s.name not in failed and not npz_path(out, s.name).is_file()]
+    others_cpu_percent(refresh=True)
+    env = {**environment("cpu", max(settings.threads)), "machine": here}
+    record_settings = {"out": str(out.resolve()), "families": families, "per_family": per_family,
+                       "minutes": minutes, "repeat_every": repeat_every, **settings.to_dict()}
+    recorders = [RunRecorder(db, Record(COMMAND, str(out), record_settings, env, {}))
+                 for db in (own, results) if db is not None]
+    result = CollectResult(out, here, len(plan))
+    collector = _Collector(out, settings, recorders)
+    t0 = time.perf_counter()
+    for r in recorders:
+        r.start()
+    if on_start:
+        on_start(len(plan))
+    status = "ok"
+    try:
+        done_names: list[Sample] = []
+        per_model_s = 0.0
+        for i, s in enumerate(plan):
+            elapsed = time.perf_counter() - t0
+            if minutes is not None and i and elapsed + per_model_s > minutes * 60:
+                result.stopped_by_budget = True
+                break
+            one = collector.measure(s)
+            result.samples.append(one)
+            per_model_s = (time.perf_counter() - t0) / (i + 1)
+            if on_sample:
+                on_sample(one, i + 1, len(plan))
+            if one.error is None:
+                done_names.append(s)
+            # The noise floor: now and then, a model measured a while ago is timed again.
+            if repeat_every and len(done_names) % repeat_every == 0 and one.error is None:
+                earlier = done_names[-(repeat_every // 2 + 1)]
+                if earlier.name not in repeated:
+                    again = collector.measure(earlier, repeat=True)
+                    repeated.add(earlier.name)
+                    result.samples.append(again)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: everything finished is stored; say so and return it
+        result.interrupted = True
+        result.stop_signal = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
+        status = "interrupted"
+    finally:
+        result.seconds = time.perf_counter() - t0
+        result.total_models = len(list((out / "npz").glob("*.npz"))) if (out / "npz").is_dir() else 0
+        if status == "ok" and (result.left or any(s.error for s in result.samples)):
+            status = "partial"
+        for r in recorders:
+            r.finish(status, result.summary(), result.to_dict())
+        result.collection_run = recorders[0].saved.run_id
+        result.saved = recorders[-1].saved if results is not None else None
+        own.close()
+    return result
+

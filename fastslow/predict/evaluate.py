@@ -1,0 +1,105 @@
+"""Evaluating latency predictors the way they are used: on models they were not trained on.
+
+* held-out models of seen families: a seeded share of each family's models (at least one of
+  every family with three or more) is kept out of training; the predictor is scored on them;
+* held-out families: leave one family out: train on every other family, score on it; per
+  family and pooled over all folds;
+* the noise floor: models the collection measured twice (see `fastslow.predict.collect`).
+
+The network and both baselines are scored on the same models side by side.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fastslow.predict.configs import Config
+from fastslow.predict.dataset import MEASUREMENTS, ModelData
+from fastslow.predict.metrics import noise_floor, scores
+from fastslow.predict.predictor import METHODS, Predictor, PredictorConfig, fit, predict_models
+
+
+def split_models(models: list[ModelData], holdout: float, seed: int = 0) -> tuple[list[ModelData], list[ModelData]]:
+    """(train, held out): per family, round(holdout x its models) held out, at least one where a
+    family has three or more models and `holdout` > 0; drawn with `seed`."""
+    by_family: dict[str, list[ModelData]] = {}
+    for m in models:
+        by_family.setdefault(m.family, []).append(m)
+    train, test = [], []
+    for family in sorted(by_family):
+        members = sorted(by_family[family], key=lambda m: m.name)
+        random.Random(f"{seed}:{family}").shuffle(members)
+        n = 0
+        if holdout > 0 and len(members) >= 3:
+            n = min(len(members) - 2, max(1, round(holdout * len(members))))
+        test += members[:n]
+        train += members[n:]
+    return train, test
+
+
+def score_methods(predictor: Predictor, models: list[ModelData],
+                  methods: tuple[str, ...] = METHODS) -> dict[str, dict[str, Any]]:
+    predicted = predict_models(predictor, models, methods)
+    measured = [m.latency_s for m in models]
+    configs = [m.configs for m in models]
+    return {name: scores(predicted[name], measured, configs) for name in methods}
+
+
+def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine: dict[str, Any], *,
+                         families: list[str] | None = None, device: str = "cpu",
+                         on_fold: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Per held-out family: each method's scores; and every fold's predictions pooled."""
+    names = families or sorted({m.family for m in models})
+    pooled: dict[str, list[np.ndarray]] = {k: [] for k in METHODS}
+    measured: list[np.ndarray] = []
+    configs: list[list[Config]] = []
+    per_family: dict[str, dict[str, Any]] = {}
+    for i, family in enumerate(names):
+        if on_fold:
+            on_fold(family, i, len(names))
+        held = [m for m in models if m.family == family]
+        rest = [m for m in models if m.family != family]
+        if not held or len(rest) < 2:
+            continue
+        predictor, _ = fit(rest, cfg, machine, device=device)
+        predicted = predict_models(predictor, held)
+        per_family[family] = {k: scores(predicted[k], [m.latency_s for m in held], [m.configs for m in held])
+                              for k in METHODS}
+        for k in METHODS:
+            pooled[k] += predicted[k]
+        measured += [m.latency_s for m in held]
+        configs += [m.configs for m in held]
+    return {"families": per_family,
+            "pooled": {k: scores(pooled[k], measured, configs) for k in METHODS} if measured else {}}
+
+
+def repeated_pairs(collection: Path, models: list[ModelData]) -> list[tuple[float, float]]:
+    """(the measurement a model's file holds, the same configuration measured again later) for
+    every repeated measurement the collection made."""
+    from fastslow.measure.bench import Point
+    from fastslow.store.db import ResultsStore
+
+    path = collection / MEASUREMENTS
+    if not path.is_file():
+        return []
+    first = {(m.name, c): float(t) for m in models for c, t in zip(m.configs, m.latency_s, strict=True)}
+    pairs = []
+    with ResultsStore(path, readonly=True) as db:
+        for record in db.query(command="predictor collect", limit=None):
+            for raw in db.get(record.id).points:
+                p = Point.from_record(raw)
+                if not p.params.get("repeat") or p.measurement is None:
+                    continue
+                key = (p.params["sample"], Config.from_dict(p.params))
+                if key in first:
+                    pairs.append((first[key], p.measurement.median_s))
+    return pairs
+
+
+def noise(collection: Path, models: list[ModelData]) -> dict[str, Any]:
+    return noise_floor(repeated_pairs(collection, models))

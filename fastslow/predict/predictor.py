@@ -1,0 +1,201 @@
+"""The latency predictor: a graph network over a model's operator graph, with each
+configuration's features joined to every node before message passing (early join), that
+predicts the log of the time per item; and the two baselines fitted beside it.
+
+The network is `fastslow.tpugraphs`'s ranker (`TileRanker`, trained by its `train`, batched by
+its `GraphBank`) on the latency graphs' feature widths, with a sum readout: every operator
+predicts its own share of the time and the model's is their sum (a logsumexp of per-node log
+times), so a deeper model is slower for the reason it really is. The loss is the squared error
+of the log time per item plus a ListMLE term across each model's configurations
+(`log-mse+listmle`): right values, and above all the right order of configurations.
+
+A checkpoint is one file of tensors, lists and numbers (loaded with weights_only=True): the
+network, its feature normalisation, both baselines, the machine it was measured on, the
+collection's settings and which models it was trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fastslow.errors import UserError, check_number, one_line, param_error
+from fastslow.predict.baselines import BASELINES, Costs
+from fastslow.predict.capture import OpGraph
+from fastslow.predict.configs import Config
+from fastslow.predict.dataset import KIND, ModelData
+from fastslow.tpugraphs.batching import GraphBank, Prepared, prepare
+from fastslow.tpugraphs.data import TileGraph
+from fastslow.tpugraphs.features import TileNormalizer
+from fastslow.tpugraphs.train import RankerConfig, RankerResult
+
+CHECKPOINT_KIND = "latency-predictor"
+METHODS = ("gnn", "roofline", "operator-sum")
+
+
+@dataclass
+class PredictorConfig:
+    """How the network is trained (the baselines have nothing to set)."""
+
+    model: str = "early-sage"  # early-sage, early-gcn, early-gat
+    hidden: int = 64
+    layers: int = 3
+    epochs: int = 400
+    lr: float = 3e-3
+    batch_graphs: int = 16
+    loss: str = "log-mse+listmle"
+    seed: int = 0
+    minutes: float | None = None  # stop training after this long, whatever the epochs
+
+    def __post_init__(self) -> None:
+        self.ranker()  # model, loss and sizes are checked where they are defined
+        if self.minutes is not None:
+            check_number("minutes", self.minutes)
+
+    def ranker(self) -> RankerConfig:
+        cfg = RankerConfig(collection=KIND, model=self.model, loss=self.loss, epochs=self.epochs, lr=self.lr,
+                           batch_graphs=self.batch_graphs, configs_per_graph=64, hidden=self.hidden,
+                           layers=self.layers, seed=self.seed, readout="sum")
+        if not cfg.build().early:
+            raise param_error("model", f"value '{self.model}': a latency predictor joins the configuration early "
+                                       "(early-sage, early-gcn, early-gat)")
+        return cfg
+
+
+def costs_of(m: ModelData | OpGraph) -> Costs:
+    if isinstance(m, OpGraph):
+        return Costs(m.node_opcode.astype(np.int64), m.node_flops, m.node_bytes, m.node_weight_bytes)
+    return Costs(m.node_opcode, m.node_flops, m.node_bytes, m.node_weight_bytes)
+
+
+def tile_graph_of(name: str, g: OpGraph, configs: list[Config]) -> TileGraph:
+    """A freshly captured graph with configurations to score, as the tile loader would give it."""
+    return TileGraph(name, "test", torch.from_numpy(g.node_feat), torch.from_numpy(g.node_opcode.astype(np.int64)),
+                     torch.from_numpy(g.edge_index).t().flip(0).contiguous(),
+                     torch.from_numpy(np.stack([c.features() for c in configs])),
+                     torch.zeros(len(configs), dtype=torch.float64), False, torch.arange(len(configs)))
+
+
+@dataclass
+class Predictor:
+    """A trained network with its normalisation, and the baselines, for one machine."""
+
+    ranker: RankerConfig
+    network: torch.nn.Module
+    normalizer: TileNormalizer
+    baselines: dict[str, Any]
+    machine: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)  # collection, settings, trained_on, history, ...
+
+    def predict(self, graphs: list[TileGraph], costs: list[Costs], configs: list[list[Config]],
+                methods: tuple[str, ...] = METHODS) -> dict[str, list[np.ndarray]]:
+        """Seconds per call for every (model, configuration), by each method."""
+        out: dict[str, list[np.ndarray]] = {}
+        if "gnn" in methods:
+            out["gnn"] = self._network(graphs, configs)
+        for name in methods:
+            if name != "gnn":
+                out[name] = [self.baselines[name].predict(c, cf) for c, cf in zip(costs, configs, strict=True)]
+        return out
+
+    @torch.no_grad()
+    def _network(self, graphs: list[TileGraph], configs: list[list[Config]],
+                 max_copies: int = 200_000) -> list[np.ndarray]:
+        """All pairs in as few forward passes as fit `max_copies` node copies each."""
+        self.network.eval()
+        prepared = prepare(graphs, self.normalizer)
+        out: list[np.ndarray] = []
+        start = 0
+        while start < len(prepared):
+            end, copies = start, 0
+            while end < len(prepared) and (end == start or copies + _copies(prepared[end]) <= max_copies):
+                copies += _copies(prepared[end])
+                end += 1
+            chunk = prepared[start:end]
+            bank = GraphBank(chunk)
+            ids = torch.arange(len(chunk))
+            counts = bank.configs.clone()
+            rows = torch.cat([torch.arange(int(c)) for c in counts])
+            batch, _ = bank.batch(ids, rows, counts, early=True)
+            scores = self.network(batch).double()  # log nanoseconds per item
+            out += [s.exp().numpy() / 1e9 for s in torch.split(scores, counts.tolist())]
+            start = end
+        batches = [np.asarray([c.batch for c in cf], dtype=np.float64) for cf in configs]
+        return [per_item * b for per_item, b in zip(out, batches, strict=True)]
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"kind": CHECKPOINT_KIND, "version": 1, "ranker": asdict(self.ranker),
+                    "state_dict": {k: v.cpu() for k, v in self.network.state_dict().items()},
+                    "normalizer": self.normalizer.to_dict(),
+                    "baselines": {k: v.to_dict() for k, v in self.baselines.items()},
+                    "machine": self.machine, "info": self.info}, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Predictor:
+        from fastslow.specs import load_torch_file
+
+        p = Path(path)
+        file = p / "predictor.pt" if p.is_dir() else p
+        if not file.is_file():
+            raise UserError(f"predictor {path}: not found (expected a folder holding predictor.pt, made by "
+                            "`fastslow predictor train`)")
+        ckpt = load_torch_file(file, "predictor")
+        if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
+            raise UserError(f"predictor {path}: not a fastslow latency predictor")
+        try:
+            ranker = RankerConfig(**ckpt["ranker"])
+            network = ranker.build()
+            network.load_state_dict(ckpt["state_dict"])
+            baselines = {k: BASELINES[k].from_dict(v) for k, v in ckpt["baselines"].items()}
+            return cls(ranker, network.eval(), TileNormalizer.from_dict(ckpt["normalizer"]), baselines,
+                       ckpt["machine"], ckpt["info"])
+        except (TypeError, KeyError, RuntimeError) as e:
+            raise UserError(f"predictor {path} does not fit this version of fastslow ({one_line(e)}); "
+                            "train it again") from None
+
+
+def _copies(g: Prepared) -> int:
+    return int(g.x.shape[0]) * int(g.config.shape[0])
+
+
+def fit(models: list[ModelData], cfg: PredictorConfig, machine: dict[str, Any], *, device: str = "cpu",
+        on_epoch: Callable[[dict[str, Any]], None] | None = None) -> tuple[Predictor, RankerResult]:
+    """Train the network and fit both baselines on `models`."""
+    from fastslow.tpugraphs.train import train
+
+    if len(models) < 2:
+        raise UserError(f"training needs at least 2 measured models (got {len(models)}): collect more")
+    ranker = cfg.ranker()
+    graphs = [m.graph for m in models]
+    norm = TileNormalizer.fit(graphs)
+    # The output starts at the typical per-node log time: the mean log time per item, less the
+    # log of the typical node count (the readout sums over the nodes).
+    per_item = torch.cat([g.runtime for g in graphs]).log()
+    nodes = torch.tensor([float(g.node_feat.shape[0]) for g in graphs]).log()
+    init = float(per_item.mean() - nodes.mean())
+    result = train(ranker, prepare(graphs, norm), None, on_epoch=on_epoch, device=device, init_bias=init,
+                   time_budget_s=cfg.minutes * 60 if cfg.minutes is not None else None)
+    baselines = {name: kind().fit([(costs_of(m), m.configs, m.latency_s) for m in models])
+                 for name, kind in BASELINES.items()}
+    network = result.model.cpu().eval()
+    return Predictor(ranker, network, norm, baselines, machine,
+                     {"trained_on": [m.name for m in models], "history": result.history}), result
+
+
+def predict_models(predictor: Predictor, models: list[ModelData],
+                   methods: tuple[str, ...] = METHODS) -> dict[str, list[np.ndarray]]:
+    """Seconds per call of every measured configuration of `models`, by each method."""
+    return predictor.predict([m.graph for m in models], [costs_of(m) for m in models], [m.configs for m in models],
+                             methods)
+
+
+def finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None

@@ -1,0 +1,142 @@
+"""Collecting a latency data set: real models timed on this machine, stored as they finish, in the
+TpuGraphs tile schema, resumable, with failures recorded and a noise floor."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from fastslow.errors import UserError
+from fastslow.measure.bench import Point
+from fastslow.predict.collect import COMMAND, CollectSettings, collect
+from fastslow.predict.configs import Config
+from fastslow.predict.dataset import MEASUREMENTS, fingerprint, load_collection, machine
+from fastslow.store.db import ResultsStore
+from fastslow.tpugraphs.data import FileInfo, load_arrays
+from tests.predict.conftest import SMALL
+
+
+def test_every_model_is_a_tile_file_the_tpugraphs_loader_reads(collection):
+    out, _, result = collection
+    manifest, models = load_collection(out)
+    assert fingerprint(manifest["machine"]) == fingerprint(machine())
+    assert sorted(m.name for m in models) == ["cnn-se-0", "cnn-se-1", "mlp-0", "mlp-1", "transformer-0",
+                                              "transformer-1"]
+    for m in models:
+        arrays = load_arrays(FileInfo(out / "npz" / f"{m.name}.npz", "latency", "train"))  # the tile loader
+        assert arrays["config_feat"].shape == (len(m.configs), 7)
+        assert (arrays["config_runtime_normalizers"] == [c.batch for c in m.configs]).all()
+        # the loader's target is runtime / normalizer: the time per item, in nanoseconds
+        assert np.allclose(m.graph.runtime.numpy(), m.latency_s * 1e9 / m.batches, rtol=1e-6)
+        assert (m.latency_s > 0).all() and m.graph.node_feat.shape[1] == 16
+    runtimes = {m.family: {c.runtime for c in m.configs} for m in models}
+    assert runtimes["mlp"] == {"eager", "onnx", "int8-dynamic"}  # Linear layers hold its weights
+    assert runtimes["cnn-se"] == {"eager", "onnx"}  # a conv net: no int8 ...
+    assert any(c.channels_last for m in models if m.family == "cnn-se" for c in m.configs)  # ... but channels_last
+    assert runtimes["transformer"] == {"eager", "onnx"}  # its fast path cannot run quantized Linear layers
+    assert not result.interrupted and result.planned == 8
+
+
+def test_measurements_land_in_both_databases_with_their_samples(collection):
+    out, results_db, _ = collection
+    _, models = load_collection(out)
+    mlp = next(m for m in models if m.name == "mlp-0")
+    for path in (out / MEASUREMENTS, results_db):
+        with ResultsStore(path, readonly=True) as db:
+            (run,) = db.query(command=COMMAND)
+            record = db.get(run.id)
+        assert run.status == "partial"  # the broken models failed
+        assert record.env["machine"]["cpu"] == machine()["cpu"]
+        points = [Point.from_record(p) for p in record.points]
+        first = {Config.from_dict(p.params): p.measurement.median_s for p in points
+                 if p.params.get("sample") == "mlp-0" and p.measurement and not p.params["repeat"]}
+        assert sorted(first, key=str) == sorted(mlp.configs, key=str)
+        in_file = dict(zip(mlp.configs, mlp.latency_s.tolist(), strict=True))
+        assert [first[c] for c in mlp.configs] == pytest.approx([in_file[c] for c in mlp.configs], abs=1e-9)
+        failed = [p for p in points if p.error]
+        assert {p.params["sample"] for p in failed} == {"broken-0", "broken-1"}
+        assert all(p.params["stage"] == "capture" and "cannot be captured" in p.error for p in failed)
+
+
+def test_some_models_are_measured_twice_for_the_noise_floor(collection):
+    from fastslow.predict.evaluate import repeated_pairs
+
+    out, _, result = collection
+    _, models = load_collection(out)
+    repeats = [s for s in result.samples if s.repeat]
+    assert repeats and all(s.error is None for s in repeats)
+    pairs = repeated_pairs(out, models)
+    assert len(pairs) == sum(s.configs for s in repeats)
+    assert all(a > 0 and b > 0 for a, b in pairs)
+
+
+def test_a_second_run_continues_and_measures_only_what_is_new(collection, tmp_path):
+    import shutil
+
+    out, _, _ = collection
+    copy = tmp_path / "data"
+    shutil.copytree(out, copy)
+    again = collect(copy, SMALL, families=["mlp", "broken"], per_family=3, repeat_every=0, store=False)
+    assert [s.name for s in again.samples] == ["mlp-2", "broken-2"]  # the failed ones are not retried
+    assert again.total_models == 7
+
+
+def test_a_collection_continues_only_with_its_settings_and_machine(collection, tmp_path):
+    import shutil
+
+    out, _, _ = collection
+    with pytest.raises(UserError, match=r"'budget_s' is 0.2 here but 0.01 in collection"):
+        collect(out, CollectSettings(batches=(1, 2), threads=(1,), runtimes=SMALL.runtimes, budget_s=0.2,
+                                     min_samples=3), families=["mlp"], per_family=1, store=False)
+    copy = tmp_path / "data"
+    shutil.copytree(out, copy)
+    manifest = json.loads((copy / "collection.json").read_text())
+    manifest["machine"]["cpu"] = "Some Other CPU"
+    (copy / "collection.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="was measured on Some Other CPU.*collect into another --out"):
+        collect(copy, SMALL, families=["mlp"], per_family=1, store=False)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"families": ["cnn-nope"]}, "'families' value 'cnn-nope' cannot be collected here"),
+    ({"per_family": 0}, "'per_family' must be >= 1"),
+    ({"minutes": float("nan")}, "'minutes' must be a finite number"),
+])
+def test_bad_arguments_are_refused_before_anything_is_measured(tmp_path, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        collect(tmp_path / "d", SMALL, **{"families": ["mlp"], **kwargs}, store=False)
+    assert not (tmp_path / "d").exists()
+    with pytest.raises(UserError, match="'threads' must be distinct integers >= 1"):
+        CollectSettings(threads=(1, 1))
+    with pytest.raises(UserError, match="'budget_s' must be a finite number"):
+        CollectSettings(budget_s=float("inf"))
+
+
+def test_ctrl_c_keeps_every_finished_model_and_the_next_run_continues(tmp_path):
+    env = {**os.environ, "FASTSLOW_DB": str(tmp_path / "results.db")}
+    cmd = [sys.executable, "-m", "fastslow", "predictor", "collect", "--out", str(tmp_path / "d"), "--families",
+           "mlp", "--per-family", "40", "--batches", "1", "--threads", "1", "--runtimes", "eager",
+           "--budget", "0.01", "--min-samples", "3", "--repeat-every", "0"]
+    job = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list((tmp_path / "d" / "npz").glob("*.npz"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    job.send_signal(signal.SIGINT)
+    out, err = job.communicate(timeout=60)
+    assert job.returncode == 130, err
+    assert "interrupted: finished work was kept" in err
+    kept = {p.stem for p in (tmp_path / "d" / "npz").glob("*.npz")}
+    assert len(kept) >= 2
+    with ResultsStore(tmp_path / "d" / MEASUREMENTS, readonly=True) as db:
+        (run,) = db.query(command=COMMAND)
+        measured = {p["params"]["sample"] for p in db.get(run.id).points}
+    assert run.status == "interrupted" and kept <= measured
+    again = collect(tmp_path / "d", CollectSettings(batches=(1,), threads=(1,), runtimes=("eager",), budget_s=0.01,
+                                                    min_samples=3), families=["mlp"], per_family=len(kept) + 1,
+                    repeat_every=0, store=False)
+    assert [s.name for s in again.samples] == [f"mlp-{len(kept)}"]
