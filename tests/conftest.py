@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from fastslow.measure.timer import TimerConfig
+from fastslow.predict.collect import CollectSettings
+from fastslow.predict.corpus import FAMILIES, Sample
 
 # Short budgets: tests check behaviour, not speed.
 FAST = TimerConfig(warmup_s=0.0, warmup_calls=1, min_time_s=0.01, max_time_s=0.1,
@@ -54,3 +58,67 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+# ---- the latency predictor: one small real collection, shared by its tests and the CLI's
+
+SMALL = CollectSettings(batches=(1, 2), threads=(1,), runtimes=("eager", "onnx", "int8-dynamic"), budget_s=0.01,
+                        min_samples=3)
+
+
+class DataDependent(nn.Module):
+    """Branches on a value: torch.export cannot capture it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.lin(x) if x.sum() > 0 else x
+
+
+def _broken(rng: random.Random, seed: int) -> Sample:
+    return Sample("broken", seed, {}, (4,), DataDependent)
+
+
+@pytest.fixture(scope="session")
+def broken_family():
+    """A throw-away family whose models cannot be captured."""
+    FAMILIES.add("broken", _broken)
+    yield "broken"
+    FAMILIES.remove("broken")
+
+
+@pytest.fixture(scope="session")
+def collection(tmp_path_factory: pytest.TempPathFactory, broken_family: str) -> tuple[Path, Path, object]:
+    """(collection folder, its results database, the CollectResult) of 2 MLPs, 2 squeeze-excite CNNs,
+    2 transformers and a model that cannot be captured."""
+    from fastslow.predict.collect import collect
+
+    root = tmp_path_factory.mktemp("collection")
+    torch.set_num_threads(1)
+    result = collect(root / "data", SMALL, families=["mlp", "cnn-se", "transformer", broken_family], per_family=2,
+                     repeat_every=2, store=root / "results.db")
+    return root / "data", root / "results.db", result
+
+
+@dataclass
+class DemoRun:
+    root: Path
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`fastslow demo` as a user runs it (reduced sizes, a small predictor), once for every test
+    that reads what it prints, stores and writes (the report)."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("demo")
+    cmd = [sys.executable, "-m", "fastslow", "--db", str(root / "r.db"), "demo", "--out", "rep", "--sizes", "1,8,32",
+           "--search-seeds", "16", "--matmul-size", "256", "--predictor-models", "3", "--json", "demo.json"]
+    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
+    return DemoRun(root, r.returncode, r.stdout, r.stderr)

@@ -33,6 +33,7 @@ from fastslow.predict.dataset import describe_machine, fingerprint, load_collect
 from fastslow.predict.evaluate import leave_one_family_out, noise, score_methods, split_models
 from fastslow.predict.metrics import scores
 from fastslow.predict.predictor import Predictor, PredictorConfig, costs_of, fit, tile_graph_of
+from fastslow.predict.reference import group_kind, relative
 from fastslow.store.db import Record, ResultsStore, StoreError, default_db_path
 from fastslow.store.recorder import Saved, open_store
 
@@ -91,6 +92,7 @@ def train(data: str | Path, out: str | Path | None = None, cfg: PredictorConfig 
     seconds = time.perf_counter() - t0
     scored = score_methods(predictor, held) if held else {}
     predictor.info.update(collection=str(Path(data).resolve()), settings=manifest["settings"],
+                          reference_s=manifest["reference_s"],
                           held_out=[m.name for m in held], holdout=holdout, config=asdict(cfg),
                           held_out_scores=scored, families=sorted({m.family for m in models}))
     run = TrainRun(None, predictor, scored, len(train_models), len(held), seconds)
@@ -139,7 +141,9 @@ class PredictResult:
     machine: dict[str, Any]
     predictor: str
     predictions: list[tuple[Config, float]]  # (configuration, predicted seconds per call)
-    measured: list[tuple[Config, float]] | None = None
+    measured: list[tuple[Config, float]] | None = None  # --verify: at the predictor's speed (see below)
+    timed: list[tuple[Config, float]] | None = None  # --verify: as timed
+    speed: float | None = None  # --verify: the speed reference's time now over the predictor's (2: twice as slow)
     warnings: list[str] = field(default_factory=list)
     capture_s: float = 0.0
     predict_s: float = 0.0  # the prediction itself, once the graph is captured
@@ -166,8 +170,10 @@ class PredictResult:
                 "input_shape": list(self.input_shape),
                 "predictions": [{"config": c.to_dict(), "latency_s": t} for c, t in self.predictions],
                 "best": {"config": best[0].to_dict(), "latency_s": best[1]},
-                "measured": None if self.measured is None else [{"config": c.to_dict(), "latency_s": t}
-                                                                for c, t in self.measured],
+                "measured": None if self.measured is None else [
+                    {"config": c.to_dict(), "latency_s": t, "timed_s": raw}
+                    for (c, t), (_, raw) in zip(self.measured, self.timed or [], strict=True)],
+                "speed": self.speed,
                 "verification": self.verification(), "warnings": self.warnings, "capture_s": self.capture_s,
                 "predict_s": self.predict_s}
 
@@ -229,7 +235,19 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
                                      f"{c.describe() if c else 'a group'}: {stage} failed ({e})"))
         finally:
             runners.close()
-        result.measured = [(c, timed[c].median_s) for c in configs if c in timed]
+        # Each measurement comes with the speed reference timed beside it: taken at the predictor's
+        # speed, it is comparable with what the predictor learned (fastslow.predict.reference).
+        nominal = p.info.get("reference_s") or {}
+        done = [c for c in configs if c in timed]
+        result.timed = [(c, timed[c].median_s) for c in done]
+        if all(group_kind(c) in nominal for c in done):
+            refs = [timed[c].extra["reference_samples_s"] for c in done]
+            result.measured = [(c, relative(timed[c], r) * nominal[group_kind(c)])
+                               for c, r in zip(done, refs, strict=True)]
+            result.speed = float(np.median([np.median(r) / nominal[group_kind(c)]
+                                            for c, r in zip(done, refs, strict=True)]))
+        else:  # a configuration kind the collection never timed: no speed to refer it to
+            result.measured = list(result.timed)
         result.warnings += failures
     env = {**environment("cpu", max(c.threads for c in configs)), "machine": here}
     record = Record("predict", source.spec, {**source.to_dict(), "predictor": str(path), "verify": verify,
@@ -262,7 +280,7 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
     p = Predictor.load(run)
     database = open_store(store)
     collection = Path(data or p.info["collection"])
-    _, models = load_collection(collection)
+    manifest, models = load_collection(collection)
     known = sorted({m.family for m in models})
     for f in families or []:
         if f not in known:
@@ -275,7 +293,8 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
     if leave_family_out:
         cfg = PredictorConfig(**p.info["config"])
         lofo = leave_one_family_out(models, cfg, p.machine, families=families, device=device, on_fold=on_fold)
-    result = EvalRun(str(run), held_scores, lofo, noise(collection, models), time.perf_counter() - t0)
+    result = EvalRun(str(run), held_scores, lofo, noise(collection, models, manifest["reference_s"]),
+                     time.perf_counter() - t0)
     record = Record("predictor eval", str(run), {"data": str(collection), "families": families,
                                                  "leave_family_out": leave_family_out},
                     {**environment("cpu"), "machine": p.machine}, result.to_dict(), "ok",
@@ -293,3 +312,49 @@ def _eval_summary(r: EvalRun) -> str:
         parts.append(f"held-out families within ±20%: {100 * pooled['gnn']['within_20']:.0f}%")
     return "; ".join(parts) or "nothing to score"
 
+
+
+@dataclass
+class DemoPredictor:
+    """The demo's short run: what was collected, the predictor's held-out scores, one prediction."""
+
+    collected: CollectResult
+    trained: TrainRun
+    prediction: PredictResult
+    plot: Path
+
+
+# The demo's collection: four families, a few models each, two batch sizes, eager and int8 (an
+# ONNX export costs seconds per model), on the demo's one thread: about a minute.
+DEMO_FAMILIES = ["cnn-plain", "cnn-se", "mlp", "transformer"]
+
+
+def demo_predictor(out: Path, *, per_family: int = 4, threads: int = 1, store: Store = True,
+                   db: str | Path | None = None, say: Callable[[str], None] = lambda s: None) -> DemoPredictor:
+    """A short collection, training and prediction (with --verify) for the demo report, and a
+    predicted-against-measured plot of the held-out models and the predicted model."""
+    from fastslow.predict.dataset import load_collection
+    from fastslow.predict.predictor import predict_models
+    from fastslow.report.plots import plot_predicted_vs_measured
+
+    settings = CollectSettings(batches=(1, 4), threads=(threads,), runtimes=("eager", "int8-dynamic"),
+                               budget_s=0.05, min_samples=5)
+    collected = collect(out / "predictor-data", settings, families=DEMO_FAMILIES, per_family=per_family,
+                        minutes=1.0, repeat_every=4, store=store)
+    say(f"    collected {collected.total_models} models ({collected.summary()})")
+    trained = train(out / "predictor-data", out / "predictor", PredictorConfig(hidden=32, layers=2, minutes=0.3),
+                    holdout=0.25, store=store, db=db)
+    _, models = load_collection(out / "predictor-data")
+    held = [m for m in models if m.name in set(trained.predictor.info["held_out"])]
+    predicted = predict_models(trained.predictor, held) if held else {}
+    prediction = predict("zoo:convnet", predictor=trained.path, verify=True, store=store, db=db)
+    from fastslow.report.tables import PREDICTOR_METHODS
+
+    series = {f"{PREDICTOR_METHODS[name]}, held-out models": ([float(v) for m in held for v in m.latency_s],
+                                                              [float(v) for p in predicted[name] for v in p])
+              for name in predicted}
+    measured = dict(prediction.measured or [])
+    series["graph network, zoo:convnet"] = ([measured[c] for c, _ in prediction.predictions if c in measured],
+                                            [t for c, t in prediction.predictions if c in measured])
+    plot = plot_predicted_vs_measured(out / "predictor.png", series, "latency predictor: predicted against measured")
+    return DemoPredictor(collected, trained, prediction, plot)

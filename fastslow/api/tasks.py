@@ -154,29 +154,37 @@ class DemoResult:
     xor: XorResult
     peaks: list[Any]
     report: Path
+    predictor: Any = None  # fastslow.api.predict.DemoPredictor
     saved: Saved | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
+        lp = self.predictor
         return {"life_train": {k: r.to_dict() for k, (_, r) in self.trained.items()}, "search": self.search.to_dict(),
                 "study": self.study.to_dict(), "xor": self.xor.to_dict(), "peaks": [p.to_dict() for p in self.peaks],
+                "predictor": None if lp is None else {"collect": lp.collected.to_dict(), "train": lp.trained.to_dict(),
+                                                      "predict": lp.prediction.to_dict()},
                 "report": str(self.report.resolve())}
 
 
 def demo(out: str | Path = "fastslow-report", *, sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-         search_seeds: int = 32, threads: int = 1, matmul_size: int | None = None, store: Store = True,
-         say: Callable[[str], None] = lambda s: None, on_epoch: EpochHook | None = None,
+         search_seeds: int = 32, threads: int = 1, matmul_size: int | None = None, predictor_models: int = 4,
+         store: Store = True, say: Callable[[str], None] = lambda s: None, on_epoch: EpochHook | None = None,
          on_candidate: Callable[[Any], None] | None = None, on_row: Callable[[Any], None] | None = None
          ) -> DemoResult:
     """The main job: train the life predictors, find the smallest exact one, run a reduced study,
-    train XOR, measure the device peaks, and write an HTML report to `out`/index.html. Everything
-    runs on `threads` torch threads."""
+    train XOR, measure the device peaks, make a small latency predictor for this machine
+    (`predictor_models` of each of four families; 0 leaves it out), and write an HTML report to
+    `out`/index.html. Everything runs on `threads` torch threads."""
+    if predictor_models < 0:
+        raise UserError(f"'predictor_models' must be >= 0 (got {predictor_models})")
     with threads_set_to(threads):
         return _demo(out, sizes=sizes, search_seeds=search_seeds, threads=threads, matmul_size=matmul_size,
-                     store=store, say=say, on_epoch=on_epoch, on_candidate=on_candidate, on_row=on_row)
+                     predictor_models=predictor_models, store=store, say=say, on_epoch=on_epoch,
+                     on_candidate=on_candidate, on_row=on_row)
 
 
 def _demo(out: str | Path, *, sizes: tuple[int, ...], search_seeds: int, threads: int, matmul_size: int | None,
-          store: Store, say: Callable[[str], None], on_epoch: EpochHook | None,
+          predictor_models: int, store: Store, say: Callable[[str], None], on_epoch: EpochHook | None,
           on_candidate: Callable[[Any], None] | None, on_row: Callable[[Any], None] | None) -> DemoResult:
     from fastslow.measure.devices import list_devices, measure_peaks
     from fastslow.report.html import Section, write_report
@@ -193,7 +201,7 @@ def _demo(out: str | Path, *, sizes: tuple[int, ...], search_seeds: int, threads
     env = environment(threads=threads)
     sections = []
 
-    say("[bold]1/5[/bold] training the life networks on all 512 neighbourhoods")
+    say("[bold]1/6[/bold] training the life networks on all 512 neighbourhoods")
     trained = train_both(LifeTrainConfig(), out_dir / "life", on_epoch=on_epoch)
     plot_training_curves(out_dir / "life_curves.png", {k: r.history for k, (_, r) in trained.items()},
                          "life networks")
@@ -201,7 +209,7 @@ def _demo(out: str | Path, *, sizes: tuple[int, ...], search_seeds: int, threads
         [{"network": k, "params": params_of(m), "epochs": r.epochs, "accuracy": r.accuracy}
          for k, (m, r) in trained.items()]).image(out_dir / "life_curves.png", "training curves"))
 
-    say("[bold]2/5[/bold] searching for the smallest exact predictor")
+    say("[bold]2/6[/bold] searching for the smallest exact predictor")
     found = find_min_predictor(seeds=search_seeds, on_candidate=on_candidate)
     if found.model is None:
         raise UserError("the width search found no exact network; rerun with more search seeds")
@@ -212,7 +220,7 @@ def _demo(out: str | Path, *, sizes: tuple[int, ...], search_seeds: int, threads
         "the exact rule. Its tiny convolutions run as shifted adds (to_shift_convs).").table(
         [c.to_dict() for c in found.tried]))
 
-    say(f"[bold]3/5[/bold] timing every predictor over grid sides {list(sizes)}")
+    say(f"[bold]3/6[/bold] timing every predictor over grid sides {list(sizes)}")
     others_cpu_percent(refresh=True)
     models = LifeModels(trained["percell"][0], trained["fc"][0], to_shift_convs(found.model))
     torch.manual_seed(1)  # the untrained fc network's weights
@@ -225,14 +233,14 @@ def _demo(out: str | Path, *, sizes: tuple[int, ...], search_seeds: int, threads
     store_whole(db, Record("life study", None, {"sizes": sizes, "threads": threads, "demo": True}, env,
                            study.to_dict(), "ok", f"{len(study.rows)} rows"))
 
-    say("[bold]4/5[/bold] training the continuous-XOR classifier")
+    say("[bold]4/6[/bold] training the continuous-XOR classifier")
     xr = train_xor(XorConfig())
     x, y = xr.test.tensors  # type: ignore[union-attr]
     plot_decision_boundary(out_dir / "xor.png", xr.model, x.numpy(), y.numpy(),
                            f"test accuracy {100 * xr.test_accuracy:.1f}%")
     sections.append(Section("Continuous XOR (2-4-1 tanh)").table([xr.to_dict()]).image(out_dir / "xor.png", "xor"))
 
-    say("[bold]5/5[/bold] measuring device peaks (matmul FLOP/s, copy bandwidth)")
+    say("[bold]5/6[/bold] measuring device peaks (matmul FLOP/s, copy bandwidth)")
     devices = list_devices()
     peaks = [p for d in devices for p in measure_peaks(d["device"], threads=threads, matmul_size=matmul_size)]
     if db is not None:
@@ -243,16 +251,49 @@ def _demo(out: str | Path, *, sizes: tuple[int, ...], search_seeds: int, threads
           "rate": format_rate(p.value, "FLOP/s" if p.kind == "matmul" else "B/s"), "median_s": p.median_s,
           "threads": p.threads} for p in peaks]))
 
-    summary = demo_summary(found, study.to_dict(), xr, peaks, threads, time.perf_counter() - started)
+    lp = None
+    if predictor_models:
+        say("[bold]6/6[/bold] a latency predictor for this machine: a short collection, training, a prediction")
+        from fastslow.api.predict import demo_predictor
+
+        lp = demo_predictor(out_dir, per_family=predictor_models, threads=threads,
+                            store=db.path if db is not None else False, say=say)
+        sections.append(predictor_section(lp))
+
+    summary = demo_summary(found, study.to_dict(), xr, peaks, threads, time.perf_counter() - started, lp)
     report = write_report(out_dir / "index.html", "fastslow demo report", sections, env, summary)
-    result = DemoResult(trained, found, study, xr, peaks, report)
+    result = DemoResult(trained, found, study, xr, peaks, report, lp)
     result.saved = store_whole(db, Record("demo", None, {"out": str(out_dir), "sizes": sizes, "threads": threads},
                                           env, result.to_dict(), "ok", f"report {report}"))
     return result
 
 
+def predictor_section(lp: Any) -> Any:
+    """The demo's latency predictor: how it was made, its held-out scores beside the baselines, the
+    prediction of zoo:convnet against its measurement, and the scatter plot."""
+    from fastslow.report.html import Section
+    from fastslow.report.tables import PREDICTOR_METHODS
+
+    t = lp.trained
+    rows = [{"method": PREDICTOR_METHODS[k], "models": s["models"], "within ±10%": f"{100 * s['within_10']:.0f}%",
+             "within ±20%": f"{100 * s['within_20']:.0f}%", "RMSPE": f"{100 * s['rmspe']:.0f}%",
+             "Kendall tau": f"{s['kendall_tau']:.2f}", "top-1 slowdown": f"{100 * s['top1_slowdown']:.1f}%"}
+            for k, s in t.held_out.items()]
+    measured = dict(lp.prediction.measured or [])
+    pred_rows = [{"configuration": c.describe(), "predicted_s": p, "measured_s": measured.get(c),
+                  "error": f"{100 * (p / measured[c] - 1):+.0f}%" if c in measured else "-"}
+                 for c, p in sorted(lp.prediction.predictions, key=lambda x: x[1] / x[0].batch)]
+    return (Section("Latency predictor for this machine (a short demo run)").text(
+        f"Measured {lp.collected.total_models} corpus models under their configurations (batch, layout, runtime) on "
+        f"this machine, trained the graph network on {t.trained} of them in {t.seconds:.0f} s and kept {t.held} out; "
+        "the two baselines are fitted on the same data. A demo collection is far too small for good predictions: "
+        "`fastslow predictor collect --minutes 30` makes a real one.").table(rows).text(
+        f"zoo:convnet, predicted without running it (best: {lp.prediction.best[0].describe()}), then measured:"
+    ).table(pred_rows).image(lp.plot, "predicted against measured"))
+
+
 def demo_summary(found: SearchResult, study: dict[str, Any], xor: XorResult, peaks: list[Any], threads: int,
-                 seconds: float) -> list[tuple[str, str]]:
+                 seconds: float, predictor: Any | None = None) -> list[tuple[str, str]]:
     """The report's headline figures, one line each."""
     from fastslow.report.output import describe_fit
     from fastslow.report.units import format_rate, format_seconds
@@ -277,5 +318,11 @@ def demo_summary(found: SearchResult, study: dict[str, Any], xor: XorResult, pea
             unit = "FLOP/s" if p.kind == "matmul" else "B/s"
             out.append((f"Peak {p.kind} {p.dtype} ({p.device})", f"{format_rate(p.value, unit)} on {p.threads} "
                                                                  f"thread{'s' if p.threads != 1 else ''}"))
+    if predictor is not None and predictor.trained.held_out:
+        t, s = predictor.trained, predictor.trained.held_out
+        out.append(("Latency predictor", f"{t.trained} models trained, {t.held} held out: "
+                                         f"{100 * s['gnn']['within_20']:.0f}% of held-out predictions within ±20% "
+                                         f"(operator sum {100 * s['operator-sum']['within_20']:.0f}%, roofline "
+                                         f"{100 * s['roofline']['within_20']:.0f}%)"))
     out.append(("This report", f"made in {seconds:.0f} s on {threads} thread{'s' if threads != 1 else ''}"))
     return out

@@ -237,6 +237,9 @@ def predict(
             f"(graph captured in {result.capture_s:.2f} s, predicted in {1e3 * result.predict_s:.0f} ms)")
     output.console.print(line)
     s = result.verification()
+    if result.speed is not None:
+        output.console.print(f"the machine ran at {1 / result.speed:.2f}x the speed the predictor was measured at "
+                             "(its speed reference, timed beside the model); 'measured' is the time at that speed")
     if s is not None:
         output.console.print(f"measured: {100 * s['within_10']:.0f}% of predictions within ±10%, "
                              f"{100 * s['within_20']:.0f}% within ±20%; the predicted best is "

@@ -259,11 +259,14 @@ def demo(
     search_seeds: Annotated[int, typer.Option("--search-seeds", help="Seeds per candidate in the search.")] = 32,
     threads: Threads = 1,
     matmul_size: Annotated[int | None, typer.Option("--matmul-size", help="Matrix side for the peaks.")] = None,
+    predictor_models: Annotated[int, typer.Option(
+        "--predictor-models", metavar="N", help="Models of each family for the latency predictor (0: none).")] = 4,
     db: Db = None,
     json_out: JsonOut = None,
 ) -> None:
     """The main job: train the life predictors, find the smallest exact predictor, run a reduced
-    study, train XOR, measure device peaks, and write an HTML report."""
+    study, train XOR, measure device peaks, make a small latency predictor for this machine, and
+    write an HTML report."""
     from fastslow.api.tasks import demo as run
     from fastslow.measure.sweep import parse_values
     from fastslow.report import output, tables
@@ -273,7 +276,8 @@ def demo(
     output.check_output_path(json_out)
     with progress(1, "demo") as advance:
         result = run(out, sizes=size_list, search_seeds=search_seeds, threads=threads, matmul_size=matmul_size,
-                     store=state["db"] or True, say=say, on_epoch=_epoch_bar(advance),
+                     predictor_models=predictor_models, store=state["db"] or True, say=say,
+                     on_epoch=_epoch_bar(advance),
                      on_candidate=lambda c: advance(f"tried embed={c.embed} hidden={c.hidden}"),
                      on_row=lambda r: advance(f"life study: {r.predictor} at {r.size}"))
     study = result.study.to_dict()
@@ -282,6 +286,14 @@ def demo(
         output.console.print(line)
     output.console.print(f"xor: test accuracy {100 * result.xor.test_accuracy:.1f}%")
     output.console.print(tables.peaks_table(result.peaks))
+    if result.predictor is not None:
+        lp = result.predictor
+        if lp.trained.held_out:
+            output.console.print(tables.predictor_scores_table(
+                f"latency predictor: {lp.trained.trained} models trained, {lp.trained.held} held out",
+                lp.trained.held_out))
+        best, latency = lp.prediction.best
+        output.console.print(f"zoo:convnet predicted best: {best.describe()}, {latency * 1e3:.3g} ms per call")
     output.console.print(f"report: {result.report.resolve()}")
     payload = result.to_dict()
     output.write_json(json_out, payload)

@@ -46,6 +46,7 @@ from fastslow.predict.dataset import (
     read_manifest,
     write_model,
 )
+from fastslow.predict.reference import group_kind, reference_threads, reference_workload
 from fastslow.store.db import Record, ResultsStore
 from fastslow.store.recorder import RunRecorder, Saved, open_store
 
@@ -140,20 +141,22 @@ class CollectResult:
 
 
 def _groups(configs: list[Config]) -> list[list[Config]]:
-    """Configurations that share a thread pool: (threads, torch or ONNX Runtime)."""
-    keyed: dict[tuple[int, bool], list[Config]] = {}
+    """Configurations that share a thread pool (`group_kind`: threads, torch or ONNX Runtime)."""
+    keyed: dict[str, list[Config]] = {}
     for c in configs:
-        keyed.setdefault((c.threads, c.runtime == "onnx"), []).append(c)
+        keyed.setdefault(group_kind(c), []).append(c)
     return list(keyed.values())
 
 
 def time_configs(runners: Runners, configs: list[Config], timer: TimerConfig, *,
                  on_failure: Callable[[str, BaseException, Config | None], None] | None = None,
                  on_measured: Callable[[Config, Measurement], None] | None = None) -> dict[Config, Measurement]:
-    """Time one model's configurations, each group of a thread pool interleaved (see the module's
-    docstring). Each configuration is run once first: one that fails (`on_failure` gets the stage:
-    "export" for an ONNX export, "run" for a configuration that will not run, "measure" for a
-    group that failed while timed) is left out, and the rest are timed."""
+    """Time one model's configurations, each group of a thread pool interleaved with the speed
+    reference (see the module's docstring and fastslow.predict.reference); each measurement
+    carries the reference's samples of the same rounds in `extra["reference_samples_s"]`. Each
+    configuration is run once first: one that fails (`on_failure` gets the stage: "export" for an
+    ONNX export, "run" for a configuration that will not run, "measure" for a group that failed
+    while timed) is left out, and the rest are timed."""
     out: dict[Config, Measurement] = {}
 
     def failure(stage: str, e: BaseException, c: Config | None) -> None:
@@ -178,11 +181,13 @@ def time_configs(runners: Runners, configs: list[Config], timer: TimerConfig, *,
         if not workloads:
             continue
         try:
-            measured = measure_interleaved(workloads, timer)
+            *measured, reference = measure_interleaved([*workloads, reference_workload(reference_threads(group[0]))],
+                                                       timer)
         except Exception as e:  # noqa: BLE001  (out of memory, say)
             failure("measure", e, None)
             continue
         for c, m in zip(timed, measured, strict=True):
+            m.extra["reference_samples_s"] = list(reference.samples_s)
             out[c] = m
             if on_measured:
                 on_measured(c, m)
@@ -246,16 +251,14 @@ class _Collector:
         runners = Runners(model, s.input_shape, seed=s.seed)
         try:
             timed = time_configs(runners, configs, self.settings.timer(), on_failure=failed, on_measured=measured)
-            medians = {c: m.median_s for c, m in timed.items()}
         finally:
             runners.close()
-        result = SampleResult(s.name, s.family, time.perf_counter() - t0, len(medians), repeat=repeat)
-        if not medians:
+        result = SampleResult(s.name, s.family, time.perf_counter() - t0, len(timed), repeat=repeat)
+        if not timed:
             return self.fail(s, "measure", "no configuration could be measured", t0, repeat)
         if graph is not None:
-            kept = [c for c in configs if c in medians]
-            write_model(self.out, graph, {**s.to_dict(), "export_s": runners.export_s}, kept,
-                        [medians[c] for c in kept])
+            kept = [c for c in configs if c in timed]
+            write_model(self.out, graph, {**s.to_dict(), "export_s": runners.export_s}, kept, [timed[c] for c in kept])
         return result
 
 
@@ -304,7 +307,7 @@ def collect(
         raise param_error("repeat_every", f"must be >= 0 (got {repeat_every})")
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is a file, not a folder")
+        raise param_error("out", f"{out} is a file, not a folder")
     here = machine()
     _check_manifest(out, here, settings)
     out.mkdir(parents=True, exist_ok=True)

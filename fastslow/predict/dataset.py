@@ -9,11 +9,19 @@
 An npz file holds the tile keys: `node_feat` (nodes, NODE_FEATS) float32, `node_opcode`
 uint8, `edge_index` (edges, 2) int64 [consumer, producer], `config_feat` (configs,
 CONFIG_FEATS) float32, `config_runtime` (configs,) int64 — the median time of one call in
-nanoseconds — and `config_runtime_normalizers` (configs,) int64, the batch size, so that
-runtime / normalizer (what the tile loader computes) is the time per item. Beside them:
-`node_flops`, `node_bytes` and `node_weight_bytes` (each operator's costs, float64, for the
-baselines) and `meta`, a JSON string (the sample, its family, its configurations in row order,
-its totals). Everything loads with `allow_pickle=False`.
+nanoseconds, as timed — and `config_runtime_normalizers` (configs,) int64, the batch size, so
+that runtime / normalizer (what the tile loader computes) is the time per item. Beside them:
+`config_reference` (configs,) float64, the speed reference's median in the same interleaved
+rounds (nanoseconds), and `config_relative`, the median over rounds of time / reference (see
+fastslow.predict.reference); `node_flops`, `node_bytes` and `node_weight_bytes` (each
+operator's costs, float64, for the baselines) and `meta`, a JSON string (the sample, its
+family, its configurations in row order, its totals). Everything loads with
+`allow_pickle=False`.
+
+Loaded as a collection, a model's latency is taken at the collection's speed: its relative
+time times the median of the reference's times over the collection's groups of the same kind
+(`fastslow.predict.reference.group_kind`), so that the machine's drift between one model and
+the next does not become a label.
 """
 
 from __future__ import annotations
@@ -27,14 +35,16 @@ from typing import Any
 import numpy as np
 
 from fastslow.errors import UserError
+from fastslow.measure.stats import Measurement
 from fastslow.predict.capture import NODE_FEATS, OpGraph
 from fastslow.predict.configs import CONFIG_FEATS, Config
+from fastslow.predict.reference import group_kind, relative
 from fastslow.tpugraphs.data import SCHEMAS, TILE_KEYS, FileInfo, Schema, TileGraph, load_arrays, tile_graph
 
 KIND = "latency"
 if KIND not in SCHEMAS:
     SCHEMAS.add(KIND, Schema(TILE_KEYS, NODE_FEATS, CONFIG_FEATS))
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "collection.json"
 MEASUREMENTS = "measurements.db"
 NPZ = "npz"
@@ -69,24 +79,29 @@ def npz_path(out: Path, name: str) -> Path:
 
 
 def write_model(out: Path, graph: OpGraph, meta: dict[str, Any], configs: list[Config],
-                latency_s: list[float]) -> Path:
-    """One model's file, written whole or not at all (a temporary file renamed into place)."""
-    if not configs or len(configs) != len(latency_s):
-        raise ValueError("write_model needs one latency per configuration")
+                measured: list[Measurement]) -> Path:
+    """One model's file, written whole or not at all (a temporary file renamed into place). Each
+    measurement carries its speed reference's samples (`extra["reference_samples_s"]`)."""
+    if not configs or len(configs) != len(measured):
+        raise ValueError("write_model needs one measurement per configuration")
     path = npz_path(out, meta["name"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    runtime = np.maximum(1, np.rint(np.asarray(latency_s, dtype=np.float64) * 1e9)).astype(np.int64)
+    runtime = np.maximum(1, np.rint(np.asarray([m.median_s for m in measured]) * 1e9)).astype(np.int64)
+    refs = [m.extra["reference_samples_s"] for m in measured]
     arrays = {
         "node_feat": graph.node_feat, "node_opcode": graph.node_opcode, "edge_index": graph.edge_index,
         "config_feat": np.stack([c.features() for c in configs]).astype(np.float32),
         "config_runtime": runtime, "config_runtime_normalizers": np.asarray([c.batch for c in configs], np.int64),
+        "config_reference": np.asarray([np.median(r) * 1e9 for r in refs], np.float64),
+        "config_relative": np.asarray([relative(m, r) for m, r in zip(measured, refs, strict=True)], np.float64),
         "node_flops": graph.node_flops, "node_bytes": graph.node_bytes, "node_weight_bytes": graph.node_weight_bytes,
         "meta": np.asarray(json.dumps({**meta, "configs": [c.to_dict() for c in configs], "flops": graph.flops,
                                        "bytes": graph.bytes, "unknown_ops": graph.unknown,
                                        "format": FORMAT_VERSION})),
     }
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")  # not *.npz: a killed write is never read as a model
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     os.replace(tmp, path)
     return path
 
@@ -98,9 +113,12 @@ class ModelData:
     name: str
     family: str
     meta: dict[str, Any]
-    graph: TileGraph  # the tile loader's view (its runtime: nanoseconds per item)
+    graph: TileGraph  # the tile loader's view (its runtime: nanoseconds per item, at the collection's speed)
     configs: list[Config]
-    latency_s: np.ndarray  # (configs,) median seconds per call
+    latency_s: np.ndarray  # (configs,) median seconds per call at the collection's speed (the labels)
+    timed_s: np.ndarray  # (configs,) median seconds per call as timed
+    reference_s: np.ndarray  # (configs,) the speed reference's median beside each
+    relative: np.ndarray  # (configs,) time / reference
     node_opcode: np.ndarray
     node_flops: np.ndarray
     node_bytes: np.ndarray
@@ -115,28 +133,47 @@ class ModelData:
         return self.latency_s / self.batches
 
 
-def load_model_file(path: Path) -> ModelData:
-    """One model's file, validated by the tile loader (keys, shapes, dtypes, finite values)."""
+def load_model_file(path: Path, reference_s: dict[str, float] | None = None) -> ModelData:
+    """One model's file, validated by the tile loader (keys, shapes, dtypes, finite values), with
+    its latencies at the speed `reference_s` gives (the reference's time per group kind; default:
+    this file's own)."""
     info = FileInfo(path, KIND, "train")
     arrays = load_arrays(info)
-    for key in ("node_flops", "node_bytes", "node_weight_bytes", "meta"):
+    for key in ("node_flops", "node_bytes", "node_weight_bytes", "config_reference", "config_relative", "meta"):
         if key not in arrays:
             raise UserError(f"{path}: key '{key}': missing (a fastslow latency file has it)")
-    n = arrays["node_feat"].shape[0]
-    for key in ("node_flops", "node_bytes", "node_weight_bytes"):
-        if arrays[key].shape != (n,):
-            raise UserError(f"{path}: key '{key}': shape {arrays[key].shape}, expected ({n},)")
+    n, c = arrays["node_feat"].shape[0], arrays["config_runtime"].shape[0]
+    for key, size in (("node_flops", n), ("node_bytes", n), ("node_weight_bytes", n), ("config_reference", c),
+                      ("config_relative", c)):
+        if arrays[key].shape != (size,):
+            raise UserError(f"{path}: key '{key}': shape {arrays[key].shape}, expected ({size},)")
+    if not (arrays["config_reference"] > 0).all() or not (arrays["config_relative"] > 0).all():
+        raise UserError(f"{path}: keys 'config_reference', 'config_relative': must be positive")
     try:
         meta = json.loads(str(arrays["meta"]))
         configs = [Config.from_dict(c) for c in meta["configs"]]
     except (ValueError, KeyError, TypeError, UserError) as e:
         raise UserError(f"{path}: key 'meta': not a fastslow latency description ({e})") from None
-    if len(configs) != arrays["config_runtime"].shape[0]:
-        raise UserError(f"{path}: key 'meta': {len(configs)} configurations for "
-                        f"{arrays['config_runtime'].shape[0]} runtimes")
-    return ModelData(meta["name"], meta["family"], meta, tile_graph(info, arrays, dedupe=False), configs,
-                     arrays["config_runtime"].astype(np.float64) / 1e9, arrays["node_opcode"].astype(np.int64),
-                     arrays["node_flops"], arrays["node_bytes"], arrays["node_weight_bytes"])
+    if len(configs) != c:
+        raise UserError(f"{path}: key 'meta': {len(configs)} configurations for {c} runtimes")
+    ref_s = arrays["config_reference"] / 1e9
+    nominal = reference_s or reference_speed([(configs, ref_s)])
+    latency = arrays["config_relative"] * np.asarray([nominal[group_kind(c)] for c in configs])
+    at_speed = {**arrays, "config_runtime": np.maximum(1, np.rint(latency * 1e9)).astype(np.int64)}
+    return ModelData(meta["name"], meta["family"], meta, tile_graph(info, at_speed, dedupe=False), configs,
+                     latency, arrays["config_runtime"].astype(np.float64) / 1e9, ref_s, arrays["config_relative"],
+                     arrays["node_opcode"].astype(np.int64), arrays["node_flops"], arrays["node_bytes"],
+                     arrays["node_weight_bytes"])
+
+
+def reference_speed(models: list[tuple[list[Config], np.ndarray]]) -> dict[str, float]:
+    """A collection's nominal speed: per group kind, the median of the reference's times (seconds)
+    over (configurations, their reference times)."""
+    times: dict[str, list[float]] = {}
+    for configs, refs in models:
+        for c, r in zip(configs, refs, strict=True):
+            times.setdefault(group_kind(c), []).append(float(r))
+    return {k: float(np.median(v)) for k, v in sorted(times.items())}
 
 
 def read_manifest(out: Path) -> dict[str, Any] | None:
@@ -152,7 +189,8 @@ def read_manifest(out: Path) -> dict[str, Any] | None:
 
 
 def load_collection(out: str | Path) -> tuple[dict[str, Any], list[ModelData]]:
-    """A collection's manifest and every model it measured, in name order."""
+    """A collection's manifest (with its nominal speed, `reference_s`) and every model it
+    measured, in name order, with latencies at that speed."""
     out = Path(out)
     if not out.is_dir():
         raise UserError(f"collection {out}: not found (make one with `fastslow predictor collect --out {out}`)")
@@ -162,4 +200,6 @@ def load_collection(out: str | Path) -> tuple[dict[str, Any], list[ModelData]]:
     files = sorted((out / NPZ).glob("*.npz"))
     if not files:
         raise UserError(f"collection {out}: no measured models yet (run `fastslow predictor collect --out {out}`)")
-    return manifest, [load_model_file(p) for p in files]
+    models = [load_model_file(p) for p in files]
+    manifest["reference_s"] = reference_speed([(m.configs, m.reference_s) for m in models])
+    return manifest, [load_model_file(p, manifest["reference_s"]) for p in files]

@@ -78,16 +78,20 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
             "pooled": {k: scores(pooled[k], measured, configs) for k in METHODS} if measured else {}}
 
 
-def repeated_pairs(collection: Path, models: list[ModelData]) -> list[tuple[float, float]]:
-    """(the measurement a model's file holds, the same configuration measured again later) for
-    every repeated measurement the collection made."""
+def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[str, float] | None = None
+                   ) -> list[tuple[float, float]]:
+    """(the latency a model's file holds, the same configuration measured again later) for every
+    repeated measurement the collection made: at the collection's speed (`reference_s`, see
+    fastslow.predict.reference), or as timed when `reference_s` is None."""
     from fastslow.measure.bench import Point
+    from fastslow.predict.reference import group_kind, relative
     from fastslow.store.db import ResultsStore
 
     path = collection / MEASUREMENTS
     if not path.is_file():
         return []
-    first = {(m.name, c): float(t) for m in models for c, t in zip(m.configs, m.latency_s, strict=True)}
+    first = {(m.name, c): float(t if reference_s else raw)
+             for m in models for c, t, raw in zip(m.configs, m.latency_s, m.timed_s, strict=True)}
     pairs = []
     with ResultsStore(path, readonly=True) as db:
         for record in db.query(command="predictor collect", limit=None):
@@ -95,11 +99,17 @@ def repeated_pairs(collection: Path, models: list[ModelData]) -> list[tuple[floa
                 p = Point.from_record(raw)
                 if not p.params.get("repeat") or p.measurement is None:
                     continue
-                key = (p.params["sample"], Config.from_dict(p.params))
-                if key in first:
-                    pairs.append((first[key], p.measurement.median_s))
+                c = Config.from_dict(p.params)
+                if (p.params["sample"], c) not in first:
+                    continue
+                m = p.measurement
+                again = (relative(m, m.extra["reference_samples_s"]) * reference_s[group_kind(c)] if reference_s
+                         else m.median_s)
+                pairs.append((first[(p.params["sample"], c)], again))
     return pairs
 
 
-def noise(collection: Path, models: list[ModelData]) -> dict[str, Any]:
-    return noise_floor(repeated_pairs(collection, models))
+def noise(collection: Path, models: list[ModelData], reference_s: dict[str, float]) -> dict[str, Any]:
+    """The noise floor at the collection's speed, and as timed (`raw`)."""
+    return {**noise_floor(repeated_pairs(collection, models, reference_s)),
+            "raw": noise_floor(repeated_pairs(collection, models))}

@@ -19,9 +19,9 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.stats import kendalltau
 
 from fastslow.predict.configs import Config
+from fastslow.tpugraphs.metrics import kendall_tau, top_k_slowdown
 
 TOLERANCES = (0.10, 0.20)
 TOP1_WITHIN = 0.05
@@ -41,16 +41,9 @@ def scores(predicted: list[np.ndarray], measured: list[np.ndarray], configs: lis
     for p, m, cf in zip(predicted, measured, configs, strict=True):
         for c, pv, mv in zip(cf, p, m, strict=True):
             by_config.setdefault(c, []).append((pv, mv))
-        per_item = np.asarray([c.batch for c in cf], dtype=np.float64)
-        pick = int(np.argmin(p / per_item))
-        slowdowns.append(float((m[pick] / per_item[pick]) / (m / per_item).min() - 1.0))
-    taus = []
-    for pairs in by_config.values():
-        if len(pairs) >= 3:
-            pv, mv = zip(*pairs, strict=True)
-            tau = kendalltau(pv, mv).statistic
-            if math.isfinite(tau):
-                taus.append(float(tau))
+        batch = np.asarray([c.batch for c in cf], dtype=np.float64)
+        slowdowns.append(top_k_slowdown(p / batch, m / batch, 1))  # per item: batches compared fairly
+    taus = [kendall_tau(*map(np.asarray, zip(*pairs, strict=True))) for pairs in by_config.values() if len(pairs) >= 3]
     s = np.asarray(slowdowns)
     return {
         "pairs": int(ratios.size), "models": len(measured),

@@ -30,7 +30,7 @@ from fastslow.predict.baselines import BASELINES, Costs
 from fastslow.predict.capture import OpGraph
 from fastslow.predict.configs import Config
 from fastslow.predict.dataset import KIND, ModelData
-from fastslow.tpugraphs.batching import GraphBank, Prepared, prepare
+from fastslow.tpugraphs.batching import GraphBank, Prepared, prepare, ranges
 from fastslow.tpugraphs.data import TileGraph
 from fastslow.tpugraphs.features import TileNormalizer
 from fastslow.tpugraphs.train import RankerConfig, RankerResult
@@ -49,6 +49,7 @@ class PredictorConfig:
     epochs: int = 400
     lr: float = 3e-3
     batch_graphs: int = 16
+    configs_per_graph: int = 16  # configurations sampled per model and step
     loss: str = "log-mse+listmle"
     seed: int = 0
     minutes: float | None = None  # stop training after this long, whatever the epochs
@@ -60,7 +61,7 @@ class PredictorConfig:
 
     def ranker(self) -> RankerConfig:
         cfg = RankerConfig(collection=KIND, model=self.model, loss=self.loss, epochs=self.epochs, lr=self.lr,
-                           batch_graphs=self.batch_graphs, configs_per_graph=64, hidden=self.hidden,
+                           batch_graphs=self.batch_graphs, configs_per_graph=self.configs_per_graph, hidden=self.hidden,
                            layers=self.layers, seed=self.seed, readout="sum")
         if not cfg.build().early:
             raise param_error("model", f"value '{self.model}': a latency predictor joins the configuration early "
@@ -121,7 +122,7 @@ class Predictor:
             bank = GraphBank(chunk)
             ids = torch.arange(len(chunk))
             counts = bank.configs.clone()
-            rows = torch.cat([torch.arange(int(c)) for c in counts])
+            rows = ranges(torch.zeros_like(counts), counts)  # every configuration of each
             batch, _ = bank.batch(ids, rows, counts, early=True)
             scores = self.network(batch).double()  # log nanoseconds per item
             out += [s.exp().numpy() / 1e9 for s in torch.split(scores, counts.tolist())]
@@ -175,7 +176,7 @@ def fit(models: list[ModelData], cfg: PredictorConfig, machine: dict[str, Any], 
         raise UserError(f"training needs at least 2 measured models (got {len(models)}): collect more")
     ranker = cfg.ranker()
     graphs = [m.graph for m in models]
-    norm = TileNormalizer.fit(graphs)
+    norm = TileNormalizer.fit(graphs, squash_first=False)  # the capture's features are on log scales already
     # The output starts at the typical per-node log time: the mean log time per item, less the
     # log of the typical node count (the readout sums over the nodes).
     per_item = torch.cat([g.runtime for g in graphs]).log()

@@ -159,3 +159,23 @@ def plot_latency_accuracy(path: str | Path, payload: dict[str, Any], title: str 
                     textcoords="offset points")
     ax.set_xscale("log")
     return _finish(fig, ax, path, "latency per batch (ms, log)", "held-out accuracy (%)", title)
+
+
+def plot_predicted_vs_measured(path: str | Path, series: dict[str, tuple[list[float], list[float]]],
+                               title: str = "") -> Path:
+    """Log-log predicted against measured seconds, one colour per method, with the line of
+    perfect prediction and the ±10% band around it."""
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    every = [v for measured, predicted in series.values() for v in (*measured, *predicted) if v > 0]
+    if not every:
+        raise UserError("nothing to plot: no predictions with measurements")
+    lo, hi = min(every) / 1.5, max(every) * 1.5
+    xs = np.geomspace(lo, hi, 50)
+    ax.loglog(xs, xs, "k-", lw=1, label="prediction = measurement")
+    ax.fill_between(xs, xs * 0.9, xs * 1.1, color="0.85", label="±10%")
+    for (name, (measured, predicted)), marker in zip(series.items(), "os^vD", strict=False):
+        ax.loglog(measured, predicted, marker, ms=4, alpha=0.7, label=f"{name} ({len(measured)})", ls="none")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    return _finish(fig, ax, path, "measured seconds per call", "predicted seconds per call", title)

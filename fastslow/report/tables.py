@@ -240,13 +240,14 @@ def noise_table(noise: dict[str, Any]) -> Table:
 
 def predictions_table(title: str, predictions: list[dict[str, Any]], measured: list[dict[str, Any]] | None,
                       best: dict[str, Any]) -> Table:
-    """Per configuration: predicted time per call and per item, and with --verify the measured
-    time and the prediction's error; the predicted best is marked."""
+    """Per configuration: predicted time per call and per item, and with --verify the time as
+    timed, the measurement at the predictor's speed and the prediction's error against it; the
+    predicted best is marked."""
     cols = ["batch", "threads", "layout", "runtime", "predicted", "per item"]
     if measured is not None:
-        cols += ["measured", "error"]
+        cols += ["timed", "measured", "error"]
     t = _table(title, cols, left=("layout", "runtime"))
-    seen = {_config_key(m["config"]): m["latency_s"] for m in measured or []}
+    seen = {_config_key(m["config"]): m for m in measured or []}
     for p in sorted(predictions, key=lambda p: p["latency_s"] / p["config"]["batch"]):
         c = p["config"]
         mark = " [green]*[/green]" if c == best["config"] else ""
@@ -254,7 +255,9 @@ def predictions_table(title: str, predictions: list[dict[str, Any]], measured: l
                  c["runtime"] + mark, format_seconds(p["latency_s"]), format_seconds(p["latency_s"] / c["batch"])]
         if measured is not None:
             m = seen.get(_config_key(c))
-            cells += ["-", "-"] if m is None else [format_seconds(m), f"{100 * (p['latency_s'] / m - 1):+.1f}%"]
+            cells += ["-", "-", "-"] if m is None else [
+                format_seconds(m["timed_s"]), format_seconds(m["latency_s"]),
+                f"{100 * (p['latency_s'] / m['latency_s'] - 1):+.1f}%"]
         t.add_row(*cells)
     return t
 

@@ -2,7 +2,9 @@
 
 Raw node features span 0 to ~1e9 (byte counts next to flags), so each value goes through
 sign(x)·log1p(|x|) and is then standardised per column with the training split's mean and
-standard deviation (columns constant in training become 0).
+standard deviation (columns constant in training become 0). Features that are already on a
+log scale (fastslow's latency graphs) are only standardised (`squash=False`): a standardised
+log is affine in the log, so a first linear layer can still add log FLOPs to log batch.
 """
 
 from __future__ import annotations
@@ -20,23 +22,26 @@ def squash(x: torch.Tensor) -> torch.Tensor:
 class Standardizer:
     mean: torch.Tensor
     std: torch.Tensor
+    squash: bool = True  # sign(x)·log1p(|x|) first
 
     @classmethod
-    def fit(cls, rows: list[torch.Tensor]) -> Standardizer:
-        x = squash(torch.cat(rows).double())
+    def fit(cls, rows: list[torch.Tensor], squash_first: bool = True) -> Standardizer:
+        x = torch.cat(rows).double()
+        x = squash(x) if squash_first else x
         mean, std = x.mean(0), x.std(0, unbiased=False)
         std = torch.where(std > 1e-6, std, torch.ones_like(std))
-        return cls(mean.float(), std.float())
+        return cls(mean.float(), std.float(), squash_first)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (squash(x.float()) - self.mean) / self.std
+        x = x.float()
+        return ((squash(x) if self.squash else x) - self.mean) / self.std
 
-    def to_dict(self) -> dict[str, torch.Tensor]:
-        return {"mean": self.mean, "std": self.std}
+    def to_dict(self) -> dict[str, torch.Tensor | bool]:
+        return {"mean": self.mean, "std": self.std, "squash": self.squash}
 
     @classmethod
     def from_dict(cls, d: dict[str, torch.Tensor]) -> Standardizer:
-        return cls(d["mean"], d["std"])
+        return cls(d["mean"], d["std"], bool(d.get("squash", True)))
 
 
 def config_rows(g) -> torch.Tensor:  # noqa: ANN001  (a TileGraph or a LayoutGraph)
@@ -54,10 +59,11 @@ class TileNormalizer:
     config: Standardizer
 
     @classmethod
-    def fit(cls, graphs: list) -> TileNormalizer:  # training split only
+    def fit(cls, graphs: list, squash_first: bool = True) -> TileNormalizer:  # training split only
         if not graphs:
             raise ValueError("no training graphs to fit the feature normalisation on")
-        return cls(Standardizer.fit([g.node_feat for g in graphs]), Standardizer.fit([config_rows(g) for g in graphs]))
+        return cls(Standardizer.fit([g.node_feat for g in graphs], squash_first),
+                   Standardizer.fit([config_rows(g) for g in graphs], squash_first))
 
     def to_dict(self) -> dict[str, dict[str, torch.Tensor]]:
         return {"node": self.node.to_dict(), "config": self.config.to_dict()}

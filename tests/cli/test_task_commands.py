@@ -99,19 +99,24 @@ def test_xor_train_json_and_plot(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_writes_a_self_contained_report(cli, tmp_path):
-    r = cli("demo", "--out", "rep", "--sizes", "1,8", "--search-seeds", "16", "--matmul-size", "256",
-            "--json", "demo.json")
+def test_demo_writes_a_self_contained_report(demo_run):
+    r, root = demo_run, demo_run.root
     assert r.code == 0, r.err
-    d = json.loads((tmp_path / "demo.json").read_text())
+    d = json.loads((root / "demo.json").read_text())
     assert d["search"]["params"] == 17 and d["xor"]["test_accuracy"] == 1.0
-    assert {row["size"] for row in d["study"]["rows"]} == {1, 8}
-    page = (tmp_path / "rep" / "index.html").read_text()
-    assert "report: " in r.out and str(tmp_path / "rep" / "index.html") in r.out
+    assert {row["size"] for row in d["study"]["rows"]} == {1, 8, 32}
+    page = (root / "rep" / "index.html").read_text()
+    assert "report: " in r.out and str(root / "rep" / "index.html") in r.out
     for heading in ("Game of Life: training", "Smallest exact predictor", "time per generation",
-                    "Continuous XOR", "measured peaks", "Environment"):
+                    "Continuous XOR", "measured peaks", "Latency predictor for this machine", "Environment"):
         assert heading in page
-    assert page.count("data:image/png;base64,") >= 3
+    assert page.count("data:image/png;base64,") >= 4  # the predictor's predicted-against-measured plot too
+    lp = d["predictor"]
+    assert lp["collect"]["models_in_collection"] == 12 and lp["train"]["models_held_out"] == 4
+    assert set(lp["train"]["held_out"]) == {"gnn", "roofline", "operator-sum"}
+    assert lp["predict"]["model"] == "zoo:convnet" and len(lp["predict"]["measured"]) == len(
+        lp["predict"]["predictions"])
+    assert "zoo:convnet predicted best:" in r.out
     assert "src=\"http" not in page  # self-contained
 
 

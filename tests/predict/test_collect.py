@@ -18,7 +18,7 @@ from fastslow.predict.configs import Config
 from fastslow.predict.dataset import MEASUREMENTS, fingerprint, load_collection, machine
 from fastslow.store.db import ResultsStore
 from fastslow.tpugraphs.data import FileInfo, load_arrays
-from tests.predict.conftest import SMALL
+from tests.conftest import SMALL
 
 
 def test_every_model_is_a_tile_file_the_tpugraphs_loader_reads(collection):

@@ -20,12 +20,9 @@ pytestmark = pytest.mark.skipif(BROWSER is None, reason="no headless browser fou
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
-    from fastslow.api.tasks import demo
-
-    out = tmp_path_factory.mktemp("demo")
-    result = demo(out / "rep", sizes=(1, 8, 32), search_seeds=16, matmul_size=256, store=out / "r.db")
-    return result.report
+def report(demo_run) -> Path:
+    assert demo_run.code == 0, demo_run.err
+    return demo_run.root / "rep" / "index.html"
 
 
 def _browser(tmp: Path, *args: str) -> subprocess.CompletedProcess:
@@ -39,7 +36,8 @@ def test_the_report_renders_with_its_summary_first(report, tmp_path):
     headings = re.findall(r"<h2>(.*?)</h2>", dom)
     assert headings[0] == "Summary" and "Environment" in headings
     summary = dom[dom.index("Summary"): dom.index("</section>")]
-    for figure in ("Smallest exact network", "Scaling of fc", "Continuous XOR", "Peak matmul float32"):
+    for figure in ("Smallest exact network", "Scaling of fc", "Continuous XOR", "Peak matmul float32",
+                   "Latency predictor"):
         assert figure in summary
     assert "test accuracy 100.0%" in summary
 
@@ -66,4 +64,4 @@ def test_the_page_and_its_plots_draw(report, tmp_path):
     pixels = mpimg.imread(shot)
     assert pixels.shape[:2] == (2400, 1200) and pixels.std() > 0.05  # not a blank page
     page = report.read_text()
-    assert page.count("data:image/png;base64,") >= 3 and "src=\"http" not in page
+    assert page.count("data:image/png;base64,") >= 4 and "src=\"http" not in page

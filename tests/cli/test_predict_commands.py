@@ -1,0 +1,131 @@
+"""`predictor train|eval` and `predict` as a user runs them, on a real small collection."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fastslow.predict.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def trained(collection, tmp_path_factory):
+    """A predictor trained on the small collection (folder, results database)."""
+    from fastslow.api.predict import train
+    from fastslow.predict.predictor import PredictorConfig
+
+    root = tmp_path_factory.mktemp("trained")
+    run = train(collection[0], root / "p", PredictorConfig(hidden=16, layers=2, epochs=20), holdout=0.5,
+                store=root / "results.db")
+    return run.path.parent, root / "results.db"
+
+
+def test_train_prints_the_three_methods_side_by_side_and_its_json_is_pure(cli, collection, tmp_path):
+    r = cli("predictor", "train", str(collection[0]), "--out", "p", "--epochs", "5", "--hidden", "16",
+            "--holdout", "0.5", "--json", "-")
+    assert r.code == 0, r.err
+    payload = json.loads(r.out)  # stdout is the JSON document alone
+    assert set(payload["held_out"]) == {"gnn", "roofline", "operator-sum"}
+    assert payload["models_trained"] + payload["models_held_out"] == 6 and payload["epochs"] == 5
+    assert "held-out models of seen families" in r.err and "operator sum" in r.err  # the table went to stderr
+    assert (tmp_path / "p" / "predictor.pt").is_file()
+    assert json.loads((tmp_path / "p" / "metrics.json").read_text())["fingerprint"] == payload["fingerprint"]
+
+
+def test_predict_without_a_predictor_says_how_to_make_one(cli):
+    r = cli("predict", "zoo:mlp")
+    assert r.code == 2 and r.err.count("\n") == 1
+    assert "no latency predictor has been trained for this machine" in r.err
+    assert "fastslow predictor collect --out" in r.err and "minutes" in r.err
+
+
+def test_predict_uses_the_newest_predictor_for_this_machine_and_gives_the_documented_json(cli, trained):
+    folder, db = trained
+    r = cli("--db", str(db), "predict", "zoo:mlp", "--input", "4x256", "--json", "-")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    assert d["model"] == "zoo:mlp" and d["machine"]["cpu"] and d["measured"] is None
+    assert d["predictor"] == str(folder / "predictor.pt")
+    configs = [p["config"] for p in d["predictions"]]
+    assert {c["batch"] for c in configs} == {4} and {c["runtime"] for c in configs} == {"eager", "onnx",
+                                                                                         "int8-dynamic"}
+    assert all(p["latency_s"] > 0 for p in d["predictions"])
+    best = min(d["predictions"], key=lambda p: p["latency_s"])
+    assert d["best"] == best and d["predict_s"] < 5
+
+
+def test_verify_measures_every_configuration_and_prints_the_error(cli, trained):
+    folder, _ = trained
+    r = cli("predict", "zoo:mlp", "--input", "2x256", "--predictor", str(folder), "--batches", "1,2",
+            "--runtimes", "eager,int8-dynamic", "--verify", "--json", "out.json")
+    assert r.code == 0, r.err
+    assert "error" in r.out and "predicted best:" in r.out and "within ±10%" in r.out
+    d = json.loads(open("out.json").read())
+    assert len(d["measured"]) == len(d["predictions"]) == 4
+    assert {json.dumps(m["config"], sort_keys=True) for m in d["measured"]} == {
+        json.dumps(p["config"], sort_keys=True) for p in d["predictions"]}
+    assert 0 <= d["verification"]["within_20"] <= 1
+
+
+def test_a_predictor_from_another_machine_is_a_warning_naming_both(cli, trained, tmp_path):
+    folder, _ = trained
+    ckpt = torch.load(folder / "predictor.pt", weights_only=True)
+    ckpt["machine"] = {**ckpt["machine"], "cpu": "Elsewhere CPU 9000"}
+    torch.save(ckpt, tmp_path / "other.pt")
+    r = cli("predict", "zoo:mlp", "--predictor", str(tmp_path / "other.pt"))
+    assert r.code == 0, r.err
+    assert "warning" in r.err and "Elsewhere CPU 9000" in r.err and Predictor.load(folder).machine["cpu"] in r.err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["predict", "zoo:mlp", "--batches", "0"], "--batches must be >= 1"),
+    (["predict", "zoo:mlp", "--batches", "x"], "--batches value 'x'"),
+    (["predict", "zoo:mlp", "--runtimes", "tvm"], "'runtime' value 'tvm' is unknown"),
+    (["predict", "zoo:mlp", "--predictor", "nowhere"], "predictor nowhere: not found"),
+    (["predictor", "collect", "--out", "d", "--budget", "nan"], "--budget must be a finite number"),
+    (["predictor", "collect", "--out", "d", "--threads", "0"], "--threads must be distinct integers >= 1"),
+    (["predictor", "train", "nowhere"], "collection nowhere: not found"),
+    (["predictor", "train", ".", "--holdout", "1"], "--holdout must be in [0, 1)"),
+])
+def test_bad_values_are_one_line_and_exit_2(cli, trained, args, message):
+    folder, _ = trained
+    if args[0] == "predict" and "--predictor" not in args:
+        args = [*args, "--predictor", str(folder)]
+    r = cli(*args)
+    assert r.code == 2 and message in r.err and r.err.count("\n") == 1, r.err
+
+
+def test_eval_scores_held_out_models_and_families_beside_the_noise_floor(cli, trained):
+    folder, db = trained
+    r = cli("--db", str(db), "predictor", "eval", str(folder), "--families", "mlp", "--json", "e.json")
+    assert r.code == 0, r.err
+    d = json.loads(open("e.json").read())
+    assert set(d["held_out_models"]) == {"gnn", "roofline", "operator-sum"}
+    assert list(d["held_out_families"]["families"]) == ["mlp"]
+    assert d["held_out_families"]["pooled"]["gnn"]["models"] == 2
+    assert d["noise_floor"]["pairs"] > 0 and 0 <= d["noise_floor"]["within_10"] <= 1
+    assert "noise floor" in r.out and "held-out families" in r.out
+    r = cli("predictor", "eval", str(folder), "--families", "cnn-nope")
+    assert r.code == 2 and "'cnn-nope' is not in collection" in r.err
+
+
+def test_training_runs_data_parallel_under_torchrun(collection, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "fastslow",
+           "--db", str(tmp_path / "r.db"), "predictor", "train", str(collection[0]), "--out", str(tmp_path / "ddp"),
+           "--epochs", "3", "--hidden", "16", "--layers", "1", "--batch-graphs", "2"]
+    job = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        out, err = job.communicate(timeout=240)
+    except subprocess.TimeoutExpired:  # a hang: every process of the job prints its Python stacks, then fail
+        os.killpg(job.pid, signal.SIGABRT)
+        out, err = job.communicate()
+        pytest.fail(f"torchrun hung; its stacks:\n{err[-6000:]}\nstdout:\n{out[-1000:]}")
+    assert job.returncode == 0, err[-2000:]
+    p = Predictor.load(tmp_path / "ddp")
+    assert len(p.info["history"]) == 3 and out.count("trained on") == 1  # rank 0 alone reports and writes

@@ -1,0 +1,136 @@
+"""The latency predictor: its baselines recover what they model, its network's readout sums the
+operators' times, it saves and loads whole, and its metrics say what they claim."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fastslow.errors import UserError
+from fastslow.predict.baselines import Costs, OperatorSum, RooflineRegression, kind_of
+from fastslow.predict.configs import Config
+from fastslow.predict.dataset import load_collection
+from fastslow.predict.evaluate import score_methods, split_models
+from fastslow.predict.metrics import noise_floor, scores
+from fastslow.predict.predictor import Predictor, PredictorConfig, fit, predict_models
+from fastslow.tpugraphs.models import TileRanker
+
+
+def _costs(rng: np.random.Generator, nodes: int) -> Costs:
+    opcode = rng.integers(1, 6, nodes)
+    flops = rng.uniform(1e4, 1e7, nodes)
+    weight = rng.uniform(0, 1e5, nodes)
+    return Costs(opcode, flops, weight + rng.uniform(1e3, 1e6, nodes), weight)
+
+
+def test_the_operator_sum_recovers_per_operator_costs_and_the_roofline_a_linear_law():
+    rng = np.random.default_rng(0)
+    fixed, per_flop, per_byte = rng.uniform(2e-6, 9e-6, 6), rng.uniform(1e-11, 5e-11, 6), rng.uniform(1e-10, 4e-10, 6)
+    configs = [Config(b, 1, False, "eager") for b in (1, 4, 16)]
+    data = []
+    for _ in range(60):
+        c = _costs(rng, int(rng.integers(5, 30)))
+        latency = []
+        for cf in configs:
+            flops, moved = c.at_batch(cf.batch)
+            latency.append(float((fixed[c.opcode] + per_flop[c.opcode] * flops + per_byte[c.opcode] * moved).sum()))
+        data.append((c, configs, np.asarray(latency)))
+    model = OperatorSum().fit(data)
+    test = _costs(rng, 20)
+    truth = np.asarray([float((fixed[test.opcode] + per_flop[test.opcode] * test.at_batch(cf.batch)[0]
+                               + per_byte[test.opcode] * test.at_batch(cf.batch)[1]).sum()) for cf in configs])
+    assert np.allclose(model.predict(test, configs), truth, rtol=0.02)
+    # the roofline regression is exact on a model that is a fixed cost plus prices per FLOP and byte
+    def law(c: Costs, cf: Config) -> float:
+        flops, moved = c.at_batch(cf.batch)
+        return 3e-6 + 2e-11 * flops.sum() + 3e-10 * moved.sum()
+
+    roof = RooflineRegression().fit([(c, cf, np.asarray([law(c, x) for x in cf])) for c, cf, _ in data])
+    assert np.allclose(roof.predict(test, configs), [law(test, cf) for cf in configs], rtol=0.01)
+    # a kind of configuration never fitted falls back to the fit over every kind
+    other = Config(1, 2, False, "onnx")
+    assert kind_of(other) not in roof.coef and roof.predict(test, [other])[0] > 0
+
+
+def test_the_sum_readout_is_the_log_of_the_summed_operator_times():
+    from fastslow.tpugraphs.batching import GraphBank, Prepared
+
+    torch.manual_seed(0)
+    net = TileRanker("early-sage", 8, 2, node_feats=16, config_feats=7, readout="sum").eval()
+    graphs = [Prepared(f"g{i}", torch.randn(n, 16), torch.randint(0, 10, (n,)),
+                       torch.stack([torch.arange(n - 1), torch.arange(1, n)]), torch.randn(3, 7),
+                       torch.rand(3, dtype=torch.float64) + 1, torch.arange(3)) for i, n in enumerate((4, 6))]
+    bank = GraphBank(graphs)
+    batch, _ = bank.batch(torch.arange(2), torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([3, 3]), early=True)
+    with torch.no_grad():
+        out = net(batch)
+        # the same network, the per-node log times taken before the readout
+        h = net.node_in(torch.cat([batch.x, net.opcode(batch.opcode)], -1)).index_select(0, batch.node_copy)
+        h = torch.relu(h + net.config_in(batch.config).index_select(0, batch.node_group))
+        adj = batch.adjacency(True)
+        for i in range(net.layers):
+            h = net.norms[i](h + torch.relu(net.convs[i](h, adj)))
+        node = net.head_out(torch.relu(net.head_graph(h))).squeeze(-1)
+    expected = torch.stack([node[batch.node_group == p].exp().sum().log() for p in range(6)])
+    assert torch.allclose(out, expected, atol=1e-5)
+    with pytest.raises(UserError, match="sum readout needs each node to see the configuration"):
+        TileRanker("late-sage", readout="sum")
+
+
+def test_a_trained_predictor_saves_loads_and_predicts_the_same(collection, tmp_path):
+    out, _, _ = collection
+    manifest, models = load_collection(out)
+    predictor, result = fit(models, PredictorConfig(hidden=16, layers=2, epochs=30), manifest["machine"])
+    assert len(result.history) == 30 and result.history[-1]["loss"] < result.history[0]["loss"]
+    before = predict_models(predictor, models)
+    path = predictor.save(tmp_path / "p" / "predictor.pt")
+    again = Predictor.load(tmp_path / "p")
+    after = predict_models(again, models)
+    for method in ("gnn", "roofline", "operator-sum"):
+        for a, b in zip(before[method], after[method], strict=True):
+            assert np.allclose(a, b, rtol=1e-6) and (a > 0).all() and np.isfinite(a).all()
+    assert again.machine == manifest["machine"] and again.info["trained_on"] == [m.name for m in models]
+    torch.save({"kind": "something else"}, path)
+    with pytest.raises(UserError, match="not a fastslow latency predictor"):
+        Predictor.load(path)
+    with pytest.raises(UserError, match="a latency predictor joins the configuration early"):
+        PredictorConfig(model="late-sage")
+
+
+def test_training_fits_the_measurements_it_saw(collection):
+    out, _, _ = collection
+    manifest, models = load_collection(out)
+    untrained, _ = fit(models, PredictorConfig(hidden=32, layers=2, epochs=1), manifest["machine"])
+    trained, _ = fit(models, PredictorConfig(hidden=32, layers=2, epochs=150), manifest["machine"])
+    s0, s1 = score_methods(untrained, models)["gnn"], score_methods(trained, models)["gnn"]
+    assert s1["rmspe"] < s0["rmspe"] / 2 and s1["within_20"] > s0["within_20"]
+
+
+def test_held_out_models_come_from_every_family_with_enough_members(collection):
+    _, models = load_collection(collection[0])
+    train, test = split_models(models, 0.5, seed=0)
+    assert {m.family for m in test} == {"mlp", "cnn-se", "transformer"} or not test
+    assert not {m.name for m in train} & {m.name for m in test}
+    assert split_models(models, 0.5, seed=0) == (train, test)  # seeded
+    many = models * 2  # four of each family: one held out of each at 0.2
+    _, test = split_models(many, 0.2)
+    assert sorted(m.family for m in test) == ["cnn-se", "mlp", "transformer"]
+
+
+def test_scores_on_known_predictions():
+    configs = [[Config(1), Config(4), Config(1, 2)], [Config(1), Config(4), Config(1, 2)],
+               [Config(1), Config(4), Config(1, 2)]]
+    measured = [np.array([1.0, 2.0, 0.8]), np.array([2.0, 4.0, 3.0]), np.array([3.0, 9.0, 2.0])]
+    # exact but for one prediction 15% high and one 30% low; the second model's best per item is batch 4
+    predicted = [np.array([1.0, 2.0, 0.8 * 1.15]), np.array([2.0, 4.0, 3.0]), np.array([3.0, 9.0 * 0.7, 2.0])]
+    s = scores(predicted, measured, configs)
+    assert s["pairs"] == 9 and s["models"] == 3
+    assert s["within_10"] == pytest.approx(7 / 9) and s["within_20"] == pytest.approx(8 / 9)
+    assert s["rmspe"] == pytest.approx(math.sqrt((0.15 ** 2 + 0.3 ** 2) / 9))
+    # model 3: 9 x 0.7 / 4 = 1.58 per item beats 2.0 at batch 1 threads 2, whose measured per item is best
+    assert s["top1_slowdown"] == pytest.approx((9 / 4 / 2 - 1) / 3)
+    assert s["top1_within_5"] == pytest.approx(2 / 3)
+    assert s["kendall_tau"] == pytest.approx(1.0)  # each configuration orders the three models right
+    n = noise_floor([(1.0, 1.05), (1.0, 1.3), (2.0, 1.7)])
+    assert n["pairs"] == 3 and n["within_10"] == pytest.approx(1 / 3) and n["within_20"] == pytest.approx(2 / 3)
