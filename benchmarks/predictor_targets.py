@@ -21,8 +21,6 @@ import argparse
 import time
 from pathlib import Path
 
-import torch
-
 from fastslow.api.predict import collect, evaluate, train
 from fastslow.measure.timer import TimerConfig, measure
 from fastslow.predict.dataset import load_collection
@@ -67,7 +65,6 @@ def main() -> None:
     ap.add_argument("--db", default="benchmarks-out/results.db")
     args = ap.parse_args()
     data = Path(args.data)
-    torch.set_num_threads(1)
 
     if args.minutes > 0:
         t0 = time.perf_counter()

@@ -91,13 +91,13 @@ def broken_family():
 
 @pytest.fixture(scope="session")
 def collection(tmp_path_factory: pytest.TempPathFactory, broken_family: str) -> tuple[Path, Path, object]:
-    """(collection folder, its results database, the CollectResult) of 2 MLPs, 2 squeeze-excite CNNs,
-    2 transformers and a model that cannot be captured."""
+    """(collection folder, its results database, the CollectResult) of 2 MLPs, 2 squeeze-excite CNNs
+    and 2 models that cannot be captured."""
     from fastslow.predict.collect import collect
 
     root = tmp_path_factory.mktemp("collection")
     torch.set_num_threads(1)
-    result = collect(root / "data", SMALL, families=["mlp", "cnn-se", "transformer", broken_family], per_family=2,
+    result = collect(root / "data", SMALL, families=["mlp", "cnn-se", broken_family], per_family=2,
                      repeat_every=2, store=root / "results.db")
     return root / "data", root / "results.db", result
 
@@ -119,6 +119,6 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
 
     root = tmp_path_factory.mktemp("demo")
     cmd = [sys.executable, "-m", "fastslow", "--db", str(root / "r.db"), "demo", "--out", "rep", "--sizes", "1,8,32",
-           "--search-seeds", "16", "--matmul-size", "256", "--predictor-models", "3", "--json", "demo.json"]
+           "--search-seeds", "16", "--matmul-size", "256", "--predictor-models", "2", "--json", "demo.json"]
     r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
     return DemoRun(root, r.returncode, r.stdout, r.stderr)

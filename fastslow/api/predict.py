@@ -69,7 +69,8 @@ class TrainRun:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path) if self.path else None, "machine": self.predictor.machine,
-                "models_trained": self.trained, "models_held_out": self.held, "held_out": self.held_out,
+                "fingerprint": fingerprint(self.predictor.machine), "models_trained": self.trained,
+                "models_held_out": self.held, "held_out": self.held_out,
                 "train_s": self.seconds, "epochs": len(self.predictor.info.get("history", []))}
 
 
@@ -98,12 +99,11 @@ def train(data: str | Path, out: str | Path | None = None, cfg: PredictorConfig 
     run = TrainRun(None, predictor, scored, len(train_models), len(held), seconds)
     if not rank0:
         return run
-    folder = Path(out) if out else results_folder(db if db else getattr(database, "path", None)) / "predictors" / \
-        datetime.now().strftime("%Y%m%d-%H%M%S")
-    run.path = predictor.save(folder / "predictor.pt")
+    folder = Path(out) if out else _new_folder(results_folder(db if db else getattr(database, "path", None)))
+    run.path = predictor.save(folder.resolve() / "predictor.pt")
     from fastslow.report.output import write_json
 
-    payload = {**run.to_dict(), "fingerprint": fingerprint(predictor.machine)}
+    payload = run.to_dict()
     write_json(str(folder / "metrics.json"), payload)
     summary = f"{len(train_models)} models trained, {len(held)} held out"
     if scored:
@@ -112,6 +112,16 @@ def train(data: str | Path, out: str | Path | None = None, cfg: PredictorConfig 
                     {**environment("cpu"), "machine": predictor.machine}, payload, "ok", summary)
     run.saved = store_whole(database, record)
     return run
+
+
+def _new_folder(results: Path) -> Path:
+    """predictors/TIME under the results folder, never one that exists."""
+    base = results / "predictors" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
 
 
 def find_predictor(db: str | Path | None = None) -> Path:
@@ -342,8 +352,8 @@ def demo_predictor(out: Path, *, per_family: int = 4, threads: int = 1, store: S
     collected = collect(out / "predictor-data", settings, families=DEMO_FAMILIES, per_family=per_family,
                         minutes=1.0, repeat_every=4, store=store)
     say(f"    collected {collected.total_models} models ({collected.summary()})")
-    trained = train(out / "predictor-data", out / "predictor", PredictorConfig(hidden=32, layers=2, minutes=0.3),
-                    holdout=0.25, store=store, db=db)
+    trained = train(out / "predictor-data", out / "predictor",
+                    PredictorConfig(hidden=32, layers=2, epochs=60, minutes=0.3), holdout=0.25, store=store, db=db)
     _, models = load_collection(out / "predictor-data")
     held = [m for m in models if m.name in set(trained.predictor.info["held_out"])]
     predicted = predict_models(trained.predictor, held) if held else {}

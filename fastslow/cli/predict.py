@@ -24,7 +24,7 @@ from fastslow.cli.app import (
 )
 from fastslow.errors import Terminated, UserError
 
-predictor_app = typer.Typer(no_args_is_help=True, help=(
+predictor_app = typer.Typer(no_args_is_help=True, short_help="Learn latency predictors for this machine.", help=(
     "Latency predictors for this machine: collect measurements, train on them, evaluate on unseen models."))
 app.add_typer(predictor_app, name="predictor")
 
@@ -114,7 +114,7 @@ def train(
         "--out", help="Predictor folder (default: a new one under the results folder's predictors/).",
         show_default=False)] = None,
     model: Annotated[str, typer.Option("--model", help="early-sage, early-gcn, early-gat.")] = "early-sage",
-    epochs: Annotated[int, typer.Option("--epochs")] = 400,
+    epochs: Annotated[int, typer.Option("--epochs")] = 120,
     minutes: Annotated[float | None, typer.Option(
         "--minutes", help="Stop training after this long.", show_default=False)] = None,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate of the one-cycle schedule.")] = 3e-3,
@@ -194,7 +194,8 @@ def eval_cmd(
 
 @app.command(short_help="Predicted latency per configuration, without running the model.")
 def predict(
-    spec: Annotated[str, typer.Argument(help="zoo:NAME, timm:NAME, torchvision:NAME, path/file.py:Attr, ...")],
+    spec: Annotated[str, typer.Argument(
+        help="zoo:NAME, timm:NAME, torchvision:NAME, path/file.py:Attr or package.module:attr")],
     input: Inputs = None,
     arg: Args = None,
     weights: Weights = None,

@@ -19,6 +19,7 @@ timed again, later: the noise floor (how often two measurements of the same thin
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -336,6 +337,7 @@ def collect(
     status = "ok"
     try:
         done_names: list[Sample] = []
+        pick = random.Random(0)
         per_model_s = 0.0
         for i, s in enumerate(plan):
             elapsed = time.perf_counter() - t0
@@ -349,9 +351,11 @@ def collect(
                 on_sample(one, i + 1, len(plan))
             if one.error is None:
                 done_names.append(s)
-            # The noise floor: now and then, a model measured a while ago is timed again.
-            if repeat_every and len(done_names) % repeat_every == 0 and one.error is None:
-                earlier = done_names[-(repeat_every // 2 + 1)]
+            # The noise floor: now and then, a model measured a while ago is timed again (which one
+            # is drawn, so that no family is always the one repeated).
+            n = len(done_names)
+            if repeat_every and n >= 2 and n % repeat_every == 0 and one.error is None:
+                earlier = done_names[-1 - pick.randrange(1, max(2, min(repeat_every, n)))]  # 1.. back
                 if earlier.name not in repeated:
                     again = collector.measure(earlier, repeat=True)
                     repeated.add(earlier.name)

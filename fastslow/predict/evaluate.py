@@ -26,7 +26,8 @@ from fastslow.predict.predictor import METHODS, Predictor, PredictorConfig, fit,
 
 def split_models(models: list[ModelData], holdout: float, seed: int = 0) -> tuple[list[ModelData], list[ModelData]]:
     """(train, held out): per family, round(holdout x its models) held out, at least one where a
-    family has three or more models and `holdout` > 0; drawn with `seed`."""
+    family has two or more models and `holdout` > 0, and one always left to train on; drawn with
+    `seed`."""
     by_family: dict[str, list[ModelData]] = {}
     for m in models:
         by_family.setdefault(m.family, []).append(m)
@@ -35,8 +36,8 @@ def split_models(models: list[ModelData], holdout: float, seed: int = 0) -> tupl
         members = sorted(by_family[family], key=lambda m: m.name)
         random.Random(f"{seed}:{family}").shuffle(members)
         n = 0
-        if holdout > 0 and len(members) >= 3:
-            n = min(len(members) - 2, max(1, round(holdout * len(members))))
+        if holdout > 0 and len(members) >= 2:
+            n = min(len(members) - 1, max(1, round(holdout * len(members))))
         test += members[:n]
         train += members[n:]
     return train, test

@@ -112,7 +112,7 @@ def test_demo_writes_a_self_contained_report(demo_run):
         assert heading in page
     assert page.count("data:image/png;base64,") >= 4  # the predictor's predicted-against-measured plot too
     lp = d["predictor"]
-    assert lp["collect"]["models_in_collection"] == 12 and lp["train"]["models_held_out"] == 4
+    assert lp["collect"]["models_in_collection"] == 8 and lp["train"]["models_held_out"] == 4
     assert set(lp["train"]["held_out"]) == {"gnn", "roofline", "operator-sum"}
     assert lp["predict"]["model"] == "zoo:convnet" and len(lp["predict"]["measured"]) == len(
         lp["predict"]["predictions"])

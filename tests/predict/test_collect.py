@@ -16,6 +16,7 @@ from fastslow.measure.bench import Point
 from fastslow.predict.collect import COMMAND, CollectSettings, collect
 from fastslow.predict.configs import Config
 from fastslow.predict.dataset import MEASUREMENTS, fingerprint, load_collection, machine
+from fastslow.predict.reference import group_kind
 from fastslow.store.db import ResultsStore
 from fastslow.tpugraphs.data import FileInfo, load_arrays
 from tests.conftest import SMALL
@@ -25,21 +26,24 @@ def test_every_model_is_a_tile_file_the_tpugraphs_loader_reads(collection):
     out, _, result = collection
     manifest, models = load_collection(out)
     assert fingerprint(manifest["machine"]) == fingerprint(machine())
-    assert sorted(m.name for m in models) == ["cnn-se-0", "cnn-se-1", "mlp-0", "mlp-1", "transformer-0",
-                                              "transformer-1"]
+    assert sorted(m.name for m in models) == ["cnn-se-0", "cnn-se-1", "mlp-0", "mlp-1"]
     for m in models:
         arrays = load_arrays(FileInfo(out / "npz" / f"{m.name}.npz", "latency", "train"))  # the tile loader
         assert arrays["config_feat"].shape == (len(m.configs), 7)
         assert (arrays["config_runtime_normalizers"] == [c.batch for c in m.configs]).all()
-        # the loader's target is runtime / normalizer: the time per item, in nanoseconds
-        assert np.allclose(m.graph.runtime.numpy(), m.latency_s * 1e9 / m.batches, rtol=1e-6)
+        # the loader's target is runtime / normalizer: the time per item at the collection's speed, in ns
+        assert np.allclose(m.graph.runtime.numpy(), np.rint(m.latency_s * 1e9) / m.batches, rtol=0, atol=1e-6)
         assert (m.latency_s > 0).all() and m.graph.node_feat.shape[1] == 16
+        assert np.allclose(arrays["config_runtime"] / 1e9, m.timed_s)  # as timed, kept beside
+        # at the collection's speed: the time relative to the speed reference beside it, times the
+        # reference's median over the collection's groups of the same kind
+        nominal = np.asarray([manifest["reference_s"][group_kind(c)] for c in m.configs])
+        assert np.allclose(m.latency_s, m.relative * nominal)
     runtimes = {m.family: {c.runtime for c in m.configs} for m in models}
     assert runtimes["mlp"] == {"eager", "onnx", "int8-dynamic"}  # Linear layers hold its weights
     assert runtimes["cnn-se"] == {"eager", "onnx"}  # a conv net: no int8 ...
     assert any(c.channels_last for m in models if m.family == "cnn-se" for c in m.configs)  # ... but channels_last
-    assert runtimes["transformer"] == {"eager", "onnx"}  # its fast path cannot run quantized Linear layers
-    assert not result.interrupted and result.planned == 8
+    assert not result.interrupted and result.planned == 6
 
 
 def test_measurements_land_in_both_databases_with_their_samples(collection):
@@ -56,7 +60,7 @@ def test_measurements_land_in_both_databases_with_their_samples(collection):
         first = {Config.from_dict(p.params): p.measurement.median_s for p in points
                  if p.params.get("sample") == "mlp-0" and p.measurement and not p.params["repeat"]}
         assert sorted(first, key=str) == sorted(mlp.configs, key=str)
-        in_file = dict(zip(mlp.configs, mlp.latency_s.tolist(), strict=True))
+        in_file = dict(zip(mlp.configs, mlp.timed_s.tolist(), strict=True))
         assert [first[c] for c in mlp.configs] == pytest.approx([in_file[c] for c in mlp.configs], abs=1e-9)
         failed = [p for p in points if p.error]
         assert {p.params["sample"] for p in failed} == {"broken-0", "broken-1"}
@@ -83,7 +87,7 @@ def test_a_second_run_continues_and_measures_only_what_is_new(collection, tmp_pa
     shutil.copytree(out, copy)
     again = collect(copy, SMALL, families=["mlp", "broken"], per_family=3, repeat_every=0, store=False)
     assert [s.name for s in again.samples] == ["mlp-2", "broken-2"]  # the failed ones are not retried
-    assert again.total_models == 7
+    assert again.total_models == 5
 
 
 def test_a_collection_continues_only_with_its_settings_and_machine(collection, tmp_path):
@@ -126,8 +130,15 @@ def test_ctrl_c_keeps_every_finished_model_and_the_next_run_continues(tmp_path):
     deadline = time.monotonic() + 120
     while len(list((tmp_path / "d" / "npz").glob("*.npz"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    job.send_signal(signal.SIGINT)
-    out, err = job.communicate(timeout=60)
+    # Ctrl-C; pressed again if the first one was not acted on within a few seconds (under pytest it
+    # sometimes is not: see the closing note of this round)
+    for _ in range(10):
+        job.send_signal(signal.SIGINT)
+        try:
+            out, err = job.communicate(timeout=5)
+            break
+        except subprocess.TimeoutExpired:
+            continue
     assert job.returncode == 130, err
     assert "interrupted: finished work was kept" in err
     kept = {p.stem for p in (tmp_path / "d" / "npz").glob("*.npz")}

@@ -19,6 +19,8 @@ def test_which_configurations_apply():
     assert not any(c.channels_last and c.runtime == "onnx" for c in c_cnn)
     assert len({c.features().tobytes() for c in c_cnn}) == len(c_cnn)  # each configuration is distinct
     assert all(c.features().shape == (CONFIG_FEATS,) and c.features().dtype == np.float32 for c in c_cnn)
+    t = sample("transformer", 0)  # Linear layers hold its weights, but torch's fast path cannot run them int8
+    assert not any(c.runtime == "int8-dynamic" for c in configs_for(t.build(), t.input_shape))
     with pytest.raises(UserError, match="'runtime' value 'tvm' is unknown"):
         Config(runtime="tvm")
 

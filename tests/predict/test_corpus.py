@@ -10,9 +10,9 @@ from fastslow.predict.corpus import CNN_MAX_MACS, FAMILIES, SYNTHETIC, _cnn_macs
 
 
 def test_every_family_runs_and_is_captured():
-    assert set(FAMILIES) == {*SYNTHETIC, "zoo", "torchvision", "timm"}
+    assert set(FAMILIES) >= {*SYNTHETIC, "zoo", "torchvision", "timm"}  # tests may register throw-away ones
     assert set(SYNTHETIC) == {"cnn-plain", "cnn-residual", "cnn-depthwise", "cnn-se", "mlp", "transformer", "rnn"}
-    for s in corpus(2):
+    for s in corpus(1):
         model = s.build().eval()
         x = torch.randn(2, *s.input_shape)
         with torch.inference_mode():
