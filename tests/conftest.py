@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +62,24 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def torchrun(args: list[str], cwd: Path, *, processes: int = 2, timeout_s: float = 240) -> str:
+    """`torchrun --standalone -m fastslow ARGS...` on `processes` CPU processes; its stdout. On a
+    hang, every process of the job dumps its Python stacks into the failure."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
+           "-m", "fastslow", *args]
+    job = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        out, err = job.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGABRT)
+        out, err = job.communicate()
+        pytest.fail(f"torchrun hung; its stacks:\n{err[-6000:]}\nstdout:\n{out[-1000:]}")
+    assert job.returncode == 0, err[-2000:]
+    return out
 
 
 # ---- the latency predictor: one small real collection, shared by its tests and the CLI's

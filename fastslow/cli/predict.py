@@ -47,9 +47,9 @@ def _names(text: str | None) -> list[str] | None:
 
 @predictor_app.command(short_help="Measure corpus models under their configurations.")
 def collect(
-    out: Annotated[str, typer.Option("--out", help="Collection folder (continued if it exists).")],
+    out: Annotated[str, typer.Option("--out", metavar="DIR", help="Collection folder (continued if it exists).")],
     minutes: Annotated[float | None, typer.Option(
-        "--minutes", help="Start no new model after this long.", show_default=False)] = None,
+        "--minutes", metavar="MIN", help="Start no new model after this long.", show_default=False)] = None,
     per_family: Annotated[int, typer.Option("--per-family", help="Models of each family.")] = 30,
     families: Annotated[str | None, typer.Option(
         "--families", metavar="NAMES", help="Comma-separated families (default: every one that can be built here).",
@@ -109,14 +109,14 @@ def collect(
 
 @predictor_app.command(short_help="Train a latency predictor on a collection.")
 def train(
-    data: Annotated[str, typer.Argument(help="Collection folder from `predictor collect`.")],
+    data: Annotated[str, typer.Argument(metavar="DIR", help="Collection folder from `predictor collect`.")],
     out: Annotated[str | None, typer.Option(
-        "--out", help="Predictor folder (default: a new one under the results folder's predictors/).",
+        "--out", metavar="DIR", help="Predictor folder (default: a new one under the results folder's predictors/).",
         show_default=False)] = None,
     model: Annotated[str, typer.Option("--model", help="early-sage, early-gcn, early-gat.")] = "early-sage",
     epochs: Annotated[int, typer.Option("--epochs")] = 120,
     minutes: Annotated[float | None, typer.Option(
-        "--minutes", help="Stop training after this long.", show_default=False)] = None,
+        "--minutes", metavar="MIN", help="Stop training after this long.", show_default=False)] = None,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate of the one-cycle schedule.")] = 3e-3,
     hidden: Annotated[int, typer.Option("--hidden")] = 64,
     layers: Annotated[int, typer.Option("--layers")] = 3,
@@ -157,9 +157,10 @@ def train(
 
 @predictor_app.command("eval", short_help="Score a predictor on unseen models and families.")
 def eval_cmd(
-    run: Annotated[str, typer.Argument(help="Predictor folder (or predictor.pt) from `predictor train`.")],
+    run: Annotated[str, typer.Argument(
+        metavar="RUN", help="Predictor folder (or predictor.pt) from `predictor train`.")],
     data: Annotated[str | None, typer.Option(
-        "--data", help="Collection (default: the one it was trained on).", show_default=False)] = None,
+        "--data", metavar="DIR", help="Collection (default: the one it was trained on).", show_default=False)] = None,
     families: Annotated[str | None, typer.Option(
         "--families", metavar="NAMES", help="Families to leave out one at a time (default: all).",
         show_default=False)] = None,
@@ -200,7 +201,7 @@ def predict(
     arg: Args = None,
     weights: Weights = None,
     predictor: Annotated[str | None, typer.Option(
-        "--predictor", help="Predictor folder (default: the newest trained for this machine).",
+        "--predictor", metavar="RUN", help="Predictor folder (default: the newest trained for this machine).",
         show_default=False)] = None,
     batches: Annotated[str | None, typer.Option(
         "--batches", metavar="LIST", help="Batch sizes to rank (default: the input's first dimension).",
@@ -231,8 +232,9 @@ def predict(
         say(f"[yellow]warning[/yellow]: {w}")
     payload = result.to_dict()
     shape = "x".join(map(str, result.input_shape))
-    output.console.print(tables.predictions_table(f"{spec}, input {shape}: predicted by {result.predictor}",
-                                                  payload["predictions"], payload["measured"], payload["best"]))
+    output.console.print(f"{spec}, input {shape}; predictor {result.predictor}")
+    output.console.print(tables.predictions_table("predicted time of one call", payload["predictions"],
+                                                  payload["measured"], payload["best"]))
     best, latency = result.best
     line = (f"predicted best: {best.describe()}, {latency * 1e3:.3g} ms per call "
             f"(graph captured in {result.capture_s:.2f} s, predicted in {1e3 * result.predict_s:.0f} ms)")
@@ -242,9 +244,11 @@ def predict(
         output.console.print(f"the machine ran at {1 / result.speed:.2f}x the speed the predictor was measured at "
                              "(its speed reference, timed beside the model); 'measured' is the time at that speed")
     if s is not None:
+        slowdown = s["top1_slowdown"]
+        verdict = ("is the measured best" if slowdown < 5e-4 else
+                   f"is {100 * slowdown:.1f}% slower per item than the measured best")
         output.console.print(f"measured: {100 * s['within_10']:.0f}% of predictions within ±10%, "
-                             f"{100 * s['within_20']:.0f}% within ±20%; the predicted best is "
-                             f"{100 * s['top1_slowdown']:.1f}% slower per item than the measured best")
+                             f"{100 * s['within_20']:.0f}% within ±20%; the predicted best {verdict}")
         warn_if_busy()
     output.write_json(json_out, payload)
     report_saved(result.saved, payload, json_out, "predict")

@@ -116,8 +116,12 @@ class Runners:
 
         if self._onnx is None:
             # Exported at batch 2: a batch of 1 would let the exporter fix that dimension at 1.
-            self._onnx, self.export_s = onnx_export(self.model, self.example(2),
-                                                    Path(tempfile.mkdtemp(prefix="fastslow-predict-")))
+            out = Path(tempfile.mkdtemp(prefix="fastslow-predict-"))
+            try:
+                self._onnx, self.export_s = onnx_export(self.model, self.example(2), out)
+            except BaseException:
+                shutil.rmtree(out, ignore_errors=True)  # a failed export leaves nothing behind
+                raise
         return self._onnx
 
     def __call__(self, config: Config) -> Callable[[], object]:
@@ -152,4 +156,7 @@ def runnable(model: nn.Module, example: torch.Tensor, config: Config) -> Callabl
     """One configuration's callable on a given input (see `Runners` for many of one model)."""
     runners = Runners(model, tuple(example.shape[1:]))
     runners._inputs[config.batch] = example
-    return runners(config)
+    try:
+        return runners(config)
+    finally:
+        runners.close()  # an ONNX Runtime session holds its model in memory: the export can go

@@ -26,6 +26,7 @@ Batch size is not part of a sample: it is a configuration (see the predictor's c
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -263,8 +264,12 @@ def _real(source: str, models: dict[str, tuple[int, ...]]) -> Generator:
         from fastslow.zoo import resolve_model
 
         name, size = _members(models)[seed]
-        return Sample(source, seed, {"model": f"{source}:{name}", "size": size}, (3, size, size),
-                      lambda: resolve_model(f"{source}:{name}").model)
+
+        def build() -> nn.Module:
+            with warnings.catch_warnings():  # the libraries' notes on their own defaults (googlenet's init)
+                warnings.simplefilter("ignore", FutureWarning)
+                return resolve_model(f"{source}:{name}").model
+        return Sample(source, seed, {"model": f"{source}:{name}", "size": size}, (3, size, size), build)
     return generate
 
 

@@ -59,7 +59,8 @@ class Section:
 
 def cell(column: str, v: Any) -> str:
     """A value in human units, by its column: times (`*_s`) as 1.34 ms, bytes as KiB/MiB,
-    accuracies as percentages, intervals as [lo, hi], other numbers to 3 significant figures."""
+    accuracies as percentages, `*percent` to whole percents, intervals as [lo, hi], other numbers to
+    3 significant figures."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     if isinstance(v, bool):
@@ -75,6 +76,8 @@ def cell(column: str, v: Any) -> str:
             return format_bytes(int(v))
         if "accuracy" in column:
             return f"{100 * v:.1f}%"
+        if column.endswith("percent"):
+            return f"{v:.0f}%"
         if isinstance(v, int):
             return f"{v:,}"
         return f"{v:.3g}"
@@ -84,7 +87,7 @@ def cell(column: str, v: Any) -> str:
 def write_report(path: Path, title: str, sections: list[Section], env: dict[str, Any],
                  summary: list[tuple[str, str]] | None = None) -> Path:
     """The page: `summary` (label, figure) pairs first, then the sections, then the environment."""
-    env_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+    env_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(cell(str(k), v))}</td></tr>"
                        for k, v in env.items())
     top = ""
     if summary:

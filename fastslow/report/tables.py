@@ -231,7 +231,7 @@ def family_scores_table(families: dict[str, dict[str, dict[str, Any]]]) -> Table
 
 
 def noise_table(noise: dict[str, Any]) -> Table:
-    t = _table("noise floor: the same models measured twice, minutes apart",
+    t = _table("noise floor (the same models, timed twice)",
                ["pairs", "agree within ±10%", "within ±20%", "RMSPE"])
     t.add_row(str(noise["pairs"]), _percent(noise["within_10"]), _percent(noise["within_20"]),
               _percent(noise["rmspe"]))

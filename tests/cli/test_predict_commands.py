@@ -1,15 +1,12 @@
 """`predictor train|eval` and `predict` as a user runs them, on a real small collection."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from fastslow.predict.predictor import Predictor
+from tests.conftest import torchrun
 
 
 @pytest.fixture(scope="module")
@@ -114,18 +111,8 @@ def test_eval_scores_held_out_models_and_families_beside_the_noise_floor(cli, tr
 
 
 def test_training_runs_data_parallel_under_torchrun(collection, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "fastslow",
-           "--db", str(tmp_path / "r.db"), "predictor", "train", str(collection[0]), "--out", str(tmp_path / "ddp"),
-           "--epochs", "3", "--hidden", "16", "--layers", "1", "--batch-graphs", "2"]
-    job = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True)
-    try:
-        out, err = job.communicate(timeout=240)
-    except subprocess.TimeoutExpired:  # a hang: every process of the job prints its Python stacks, then fail
-        os.killpg(job.pid, signal.SIGABRT)
-        out, err = job.communicate()
-        pytest.fail(f"torchrun hung; its stacks:\n{err[-6000:]}\nstdout:\n{out[-1000:]}")
-    assert job.returncode == 0, err[-2000:]
+    out = torchrun(["--db", str(tmp_path / "r.db"), "predictor", "train", str(collection[0]), "--out",
+                    str(tmp_path / "ddp"), "--epochs", "3", "--hidden", "16", "--layers", "1", "--batch-graphs", "2"],
+                   tmp_path)
     p = Predictor.load(tmp_path / "ddp")
     assert len(p.info["history"]) == 3 and out.count("trained on") == 1  # rank 0 alone reports and writes

@@ -22,6 +22,15 @@ def test_units():
     assert format_bytes(4 * 2**20) == "4.0 MiB"
 
 
+def test_report_cells_and_environment_are_in_human_units(tmp_path):
+    from fastslow.report.html import cell, write_report
+
+    assert cell("median_s", 1.342e-05) == "13.4 us" and cell("test_accuracy", 1) == "100.0%"
+    assert cell("others_cpu_percent", 100.0) == "100%" and cell("ratio", 1.23456) == "1.23"
+    page = write_report(tmp_path / "r.html", "t", [], {"others_cpu_percent": 52.4, "git_commit": None}).read_text()
+    assert "<td>52%</td>" in page and "<td>-</td>" in page and "52.4" not in page
+
+
 def test_stats_table_marks_wide_spread_and_failed_points():
     stats = {"median_s": 1e-3, "iqr_s": 2e-4, "p10_s": 9e-4, "p90_s": 1.2e-3, "p99_s": 1.3e-3, "n": 40}
     rows = [{"params": {"B": 1}, "stats": stats, "throughput_per_s": 1000.0, "peak_mem_bytes": 2048,

@@ -1,7 +1,3 @@
-import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -21,7 +17,7 @@ from fastslow.tpugraphs.train import (
     save_run,
     train,
 )
-from tests.conftest import needs_cuda
+from tests.conftest import needs_cuda, torchrun
 
 
 @pytest.fixture(scope="module")
@@ -112,19 +108,8 @@ def test_config_rejects_what_is_not_supported():
 
 @pytest.mark.slow
 def test_data_parallel_under_torchrun(synthetic, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "fastslow",
-           "--db", str(tmp_path / "r.db"), "tpugraphs", "train", "--data", str(synthetic), "--out",
-           str(tmp_path / "ddp"), "--epochs", "2", "--hidden", "16", "--layers", "1", "--no-cache"]
-    job = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True)
-    try:
-        out, err = job.communicate(timeout=240)
-    except subprocess.TimeoutExpired:  # a hang: every process of the job prints its Python stacks, then fail
-        os.killpg(job.pid, signal.SIGABRT)
-        out, err = job.communicate()
-        pytest.fail(f"torchrun hung; its stacks:\n{err[-6000:]}\nstdout:\n{out[-1000:]}")
-    assert job.returncode == 0, err[-2000:]
+    out = torchrun(["--db", str(tmp_path / "r.db"), "tpugraphs", "train", "--data", str(synthetic), "--out",
+                    str(tmp_path / "ddp"), "--epochs", "2", "--hidden", "16", "--layers", "1", "--no-cache"], tmp_path)
     assert "epoch 2/2" in out
     ckpt = load_run(tmp_path / "ddp")
     assert ckpt["config"]["epochs"] == 2 and len(ckpt["history"]) == 2
