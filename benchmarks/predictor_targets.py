@@ -94,6 +94,12 @@ def main() -> None:
     n = ev.noise
     print(f"noise floor: {n['pairs']} repeated measurements, {100 * n['within_10']:.1f}% agree within ±10%, "
           f"{100 * n['within_20']:.1f}% within ±20%, RMSPE {100 * n['rmspe']:.1f}%")
+    print("within ±10% per runtime, held-out models of seen families, beside that runtime's noise floor:")
+    for rt, by_method in ev.by_runtime.items():
+        floor = n["by_runtime"].get(rt, {"within_10": float("nan"), "pairs": 0})
+        print(f"  {rt:<14}" + "".join(f"{PREDICTOR_METHODS[k]} {100 * v['within_10']:5.1f}%   "
+                                      for k, v in by_method.items())
+              + f"noise floor {100 * floor['within_10']:5.1f}% ({floor['pairs']} repeats)")
 
     # 1,000 (model, configuration) pairs predicted in one call, timed by fastslow's timer on one thread
     graphs, costs, configs, pairs = [], [], [], 0
@@ -125,7 +131,8 @@ def main() -> None:
     line(f"seconds to predict {pairs} pairs", timing.median_s, "< 1", timing.median_s < 1.0)
     line("noise floor: repeated measurements within ±10%", n["within_10"], "(floor)", True)
     out = data.parent / "predictor-targets.json"
-    write_json(str(out), {"held_out": ev.held_out, "families": ev.families, "noise": n, "predict_pairs": pairs,
+    write_json(str(out), {"held_out": ev.held_out, "held_out_by_runtime": ev.by_runtime, "families": ev.families,
+                          "noise": n, "predict_pairs": pairs,
                           "predict_s": timing.median_s, "models": len(models), "measurements": measurements})
     print(f"\nfigures written to {out}")
 

@@ -30,7 +30,7 @@ from fastslow.predict.collect import CollectResult, CollectSettings, time_config
 from fastslow.predict.collect import collect as collect_into
 from fastslow.predict.configs import Config, Runners, configs_for
 from fastslow.predict.dataset import describe_machine, fingerprint, load_collection, machine
-from fastslow.predict.evaluate import leave_one_family_out, noise, score_methods, split_models
+from fastslow.predict.evaluate import leave_one_family_out, noise, score_methods, scores_by_runtime, split_models
 from fastslow.predict.metrics import scores
 from fastslow.predict.predictor import Predictor, PredictorConfig, costs_of, fit, tile_graph_of
 from fastslow.predict.reference import group_kind, relative
@@ -274,11 +274,13 @@ class EvalRun:
     families: dict[str, Any]  # leave one family out: {"families": {family: {method: scores}}, "pooled": {...}}
     noise: dict[str, Any]
     seconds: float
+    by_runtime: dict[str, dict[str, Any]] = field(default_factory=dict)  # runtime -> method -> held-out scores
     saved: Saved | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"predictor": self.predictor, "held_out_models": self.held_out,
-                "held_out_families": self.families, "noise_floor": self.noise, "seconds": self.seconds}
+                "held_out_models_by_runtime": self.by_runtime, "held_out_families": self.families,
+                "noise_floor": self.noise, "seconds": self.seconds}
 
 
 def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[str] | None = None,
@@ -304,7 +306,7 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
         cfg = PredictorConfig(**p.info["config"])
         lofo = leave_one_family_out(models, cfg, p.machine, families=families, device=device, on_fold=on_fold)
     result = EvalRun(str(run), held_scores, lofo, noise(collection, models, manifest["reference_s"]),
-                     time.perf_counter() - t0)
+                     time.perf_counter() - t0, scores_by_runtime(p, held) if held else {})
     record = Record("predictor eval", str(run), {"data": str(collection), "families": families,
                                                  "leave_family_out": leave_family_out},
                     {**environment("cpu"), "machine": p.machine}, result.to_dict(), "ok",

@@ -184,6 +184,7 @@ def eval_cmd(
                           on_fold=lambda f, i, n: advance(f"leaving out {f} ({i + 1}/{n})"))
     if result.held_out:
         output.console.print(tables.predictor_scores_table("held-out models of seen families", result.held_out))
+        output.console.print(tables.runtime_scores_table(result.by_runtime, result.noise.get("by_runtime", {})))
     if result.families.get("families"):
         output.console.print(tables.family_scores_table(result.families["families"]))
         output.console.print(tables.predictor_scores_table("held-out families, pooled", result.families["pooled"]))

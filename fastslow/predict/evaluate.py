@@ -1,7 +1,8 @@
 """Evaluating latency predictors the way they are used: on models they were not trained on.
 
 * held-out models of seen families: a seeded share of each family's models (at least one of
-  every family with three or more) is kept out of training; the predictor is scored on them;
+  every family with two or more) is kept out of training; the predictor is scored on them, over
+  every configuration and per runtime (beside that runtime's noise floor);
 * held-out families: leave one family out: train on every other family, score on it; per
   family and pooled over all folds;
 * the noise floor: models the collection measured twice (see `fastslow.predict.collect`).
@@ -80,10 +81,10 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
 
 
 def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[str, float] | None = None
-                   ) -> list[tuple[float, float]]:
-    """(the latency a model's file holds, the same configuration measured again later) for every
-    repeated measurement the collection made: at the collection's speed (`reference_s`, see
-    fastslow.predict.reference), or as timed when `reference_s` is None."""
+                   ) -> list[tuple[Config, float, float]]:
+    """(configuration, the latency a model's file holds, the same configuration measured again
+    later) for every repeated measurement the collection made: at the collection's speed
+    (`reference_s`, see fastslow.predict.reference), or as timed when `reference_s` is None."""
     from fastslow.measure.bench import Point
     from fastslow.predict.reference import group_kind, relative
     from fastslow.store.db import ResultsStore
@@ -106,11 +107,30 @@ def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[
                 m = p.measurement
                 again = (relative(m, m.extra["reference_samples_s"]) * reference_s[group_kind(c)] if reference_s
                          else m.median_s)
-                pairs.append((first[(p.params["sample"], c)], again))
+                pairs.append((c, first[(p.params["sample"], c)], again))
     return pairs
 
 
 def noise(collection: Path, models: list[ModelData], reference_s: dict[str, float]) -> dict[str, Any]:
-    """The noise floor at the collection's speed, and as timed (`raw`)."""
-    return {**noise_floor(repeated_pairs(collection, models, reference_s)),
-            "raw": noise_floor(repeated_pairs(collection, models))}
+    """The noise floor at the collection's speed, and as timed (`raw`), over every repeated
+    measurement and per runtime (`by_runtime`)."""
+    pairs = repeated_pairs(collection, models, reference_s)
+    runtimes = sorted({c.runtime for c, _, _ in pairs})
+    return {**noise_floor([(a, b) for _, a, b in pairs]),
+            "raw": noise_floor([(a, b) for _, a, b in repeated_pairs(collection, models)]),
+            "by_runtime": {rt: noise_floor([(a, b) for c, a, b in pairs if c.runtime == rt]) for rt in runtimes}}
+
+
+def scores_by_runtime(predictor: Predictor, models: list[ModelData],
+                      methods: tuple[str, ...] = METHODS) -> dict[str, dict[str, dict[str, Any]]]:
+    """`score_methods` on each runtime's configurations alone: {runtime: {method: scores}}, so
+    each can be read beside that runtime's noise floor."""
+    predicted = predict_models(predictor, models, methods)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for rt in sorted({c.runtime for m in models for c in m.configs}):
+        keep = [np.asarray([c.runtime == rt for c in m.configs]) for m in models]
+        idx = [i for i, k in enumerate(keep) if k.any()]
+        out[rt] = {name: scores([predicted[name][i][keep[i]] for i in idx], [models[i].latency_s[keep[i]] for i in idx],
+                                [[c for c, k in zip(models[i].configs, keep[i], strict=True) if k] for i in idx])
+                   for name in methods}
+    return out

@@ -230,6 +230,20 @@ def family_scores_table(families: dict[str, dict[str, dict[str, Any]]]) -> Table
     return t
 
 
+def runtime_scores_table(by_runtime: dict[str, dict[str, Any]], noise_by_runtime: dict[str, Any]) -> Table:
+    """Per runtime: how often each method's held-out predictions, and the collection's repeated
+    measurements, fall within ±10%: where the noise floor is low, no method can score high."""
+    methods = list(next(iter(by_runtime.values()))) if by_runtime else []
+    t = _table("within ±10% per runtime (held-out models of seen families)",
+               ["runtime", "predictions", *[PREDICTOR_METHODS.get(m, m) for m in methods], "noise floor", "repeats"],
+               left=("runtime",))
+    for rt, by_method in by_runtime.items():
+        n = noise_by_runtime.get(rt) or {"pairs": 0, "within_10": math.nan}
+        t.add_row(rt, str(next(iter(by_method.values()))["pairs"]),
+                  *[_percent(s["within_10"]) for s in by_method.values()], _percent(n["within_10"]), str(n["pairs"]))
+    return t
+
+
 def noise_table(noise: dict[str, Any]) -> Table:
     t = _table("noise floor (the same models, timed twice)",
                ["pairs", "agree within ±10%", "within ±20%", "RMSPE"])

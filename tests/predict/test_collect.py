@@ -76,7 +76,8 @@ def test_some_models_are_measured_twice_for_the_noise_floor(collection):
     assert repeats and all(s.error is None for s in repeats)
     pairs = repeated_pairs(out, models)
     assert len(pairs) == sum(s.configs for s in repeats)
-    assert all(a > 0 and b > 0 for a, b in pairs)
+    repeated = {m.name: m.configs for m in models if m.name in {s.name for s in repeats}}
+    assert all(a > 0 and b > 0 and any(c in cf for cf in repeated.values()) for c, a, b in pairs)
 
 
 def test_a_second_run_continues_and_measures_only_what_is_new(collection, tmp_path):
