@@ -4,6 +4,7 @@ against the baseline (measured speed, size, accuracy), stores the run, and can s
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,27 +110,28 @@ def optimize(
         if on_training:
             on_training(f"training {spec or 'the task model'} on the {the_task.name} task")
         the_task.train(model, data)
-    ctx = Context(the_task, data, model.eval(), example, threads)
-    others_cpu_percent(refresh=True)
-    if search:
-        from fastslow.optimize.judge import search as run_search
+    with tempfile.TemporaryDirectory(prefix="fastslow-optimize-") as work:  # the variants' exports, until saved
+        ctx = Context(the_task, data, model.eval(), example, threads, Path(work))
+        others_cpu_percent(refresh=True)
+        if search:
+            from fastslow.optimize.judge import search as run_search
 
-        report = run_search(ctx, max_accuracy_drop=max_accuracy_drop, timer=timer, on_variant=on_variant)
-    else:
-        report = judge_all(ctx, parsed, max_accuracy_drop=max_accuracy_drop, timer=timer, on_variant=on_variant)
-    run = OptimizeRun(report, the_task.name, spec, trained)
-    best = report.best()
-    if save is not None:  # a variant that cannot be saved costs the save, never the judged results
-        from fastslow.optimize.save import save_variant as write
+            report = run_search(ctx, max_accuracy_drop=max_accuracy_drop, timer=timer, on_variant=on_variant)
+        else:
+            report = judge_all(ctx, parsed, max_accuracy_drop=max_accuracy_drop, timer=timer, on_variant=on_variant)
+        run = OptimizeRun(report, the_task.name, spec, trained)
+        best = report.best()
+        if save is not None:  # a variant that cannot be saved costs the save, never the judged results
+            from fastslow.optimize.save import save_variant as write
 
-        try:
-            chosen = report.choose(save_variant)
-            run.manifest = write(Path(save), report.accepted_candidates[chosen.name], chosen.to_dict(),
-                                 {"spec": spec, "task": task if isinstance(task, str) else the_task.name,
-                                  "chosen_as": save_variant, "seed": seed, "weights": weights, "batch": batch},
-                                 example)
-        except UserError as e:
-            run.save_error = str(e)
+            try:
+                chosen = report.choose(save_variant)
+                run.manifest = write(Path(save), report.accepted_candidates[chosen.name], chosen.to_dict(),
+                                     {"spec": spec, "task": task if isinstance(task, str) else the_task.name,
+                                      "chosen_as": save_variant, "seed": seed, "weights": weights, "batch": batch},
+                                     example)
+            except UserError as e:
+                run.save_error = str(e)
     run.saved = store_whole(db, Record(
         "optimize", spec or f"task:{the_task.name}",
         {"task": the_task.name, "try": "search" if search else ",".join(names), "batch": batch, "threads": threads,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import copy
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,6 +49,7 @@ class Context:
     baseline: nn.Module
     example: torch.Tensor  # a batch of inputs at the judged batch size
     threads: int | None = 1
+    workdir: Path | None = None  # where exports go (a folder of their own each); None: the system's temp folder
 
 
 Step = Callable[[Candidate, Context, Any], Candidate]
@@ -215,7 +218,8 @@ def _onnx(c: Candidate, ctx: Context, arg: Any) -> Candidate:
     modules do not export)."""
     int8 = c.notes.get("int8")
     source = c.float_module if int8 else c.module
-    predict, info = R.onnx_session(source, ctx.example, ctx.threads, int8=int8,
+    out_dir = Path(tempfile.mkdtemp(prefix="onnx-", dir=ctx.workdir)) if ctx.workdir else None
+    predict, info = R.onnx_session(source, ctx.example, ctx.threads, out_dir, int8=int8,
                                    calibration=ctx.data.calibration.tensors[0])
     with torch.inference_mode():
         diff = float((predict(ctx.example) - c.predict(ctx.example).float()).abs().max())

@@ -16,9 +16,15 @@ def test_bench_from_python_measures_and_stores(tmp_path):
     assert fs.bench("zoo:mlp", timer=FAST, store=False).saved.run_id is None
 
 
-def test_optimize_from_python_trains_judges_and_saves(tmp_path):
+def test_optimize_from_python_trains_judges_and_saves(tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     run = fs.optimize(task="xor", pipelines="int8-dynamic,onnx", timer=FAST, save=tmp_path / "best",
                       store=tmp_path / "r.db")
+    assert list(scratch.iterdir()) == []  # the variants' exports are gone once the run is saved
     assert run.trained and [v.name for v in run.report.variants] == ["int8-dynamic", "onnx"]
     assert run.report.baseline["accuracy"] > 0.5
     best = run.report.best()
