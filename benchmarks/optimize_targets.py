@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
+from pathlib import Path
 
 import torch
 
@@ -39,7 +41,8 @@ def main() -> None:
     task = resolve_task("digits")
     data = task.make_data(0)
     teacher = task.train(task.build_model(), data)
-    ctx = Context(task, data, teacher, data.batch(64), args.threads)
+    exports = tempfile.TemporaryDirectory(prefix="fastslow-bench-")  # removed when the script ends
+    ctx = Context(task, data, teacher, data.batch(64), args.threads, Path(exports.name))
     print(f"torch {torch.__version__}, {args.threads} thread(s); digits teacher: {params_of(teacher):,} params, "
           f"test accuracy {100 * task.evaluate(teacher, data):.2f}%")
 

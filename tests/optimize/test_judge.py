@@ -12,11 +12,11 @@ FAST = TimerConfig(warmup_s=0.0, min_time_s=0.05, max_time_s=0.3, rel_precision=
 
 
 @pytest.fixture(scope="module")
-def xor_ctx() -> V.Context:
+def xor_ctx(tmp_path_factory) -> V.Context:
     task = resolve_task("xor")
     data = task.make_data(0)
     model = task.train(task.build_model(), data)
-    return V.Context(task, data, model, data.batch(64), threads=1)
+    return V.Context(task, data, model, data.batch(64), threads=1, workdir=tmp_path_factory.mktemp("exports"))
 
 
 def test_pareto_front():

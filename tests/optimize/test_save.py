@@ -37,12 +37,12 @@ np.save(folder / "y.npy", y)
 
 
 @pytest.fixture(scope="module")
-def digits_ctx() -> V.Context:
+def digits_ctx(tmp_path_factory) -> V.Context:
     task = resolve_task("digits")
     task.train_config.epochs = 3
     data = task.make_data(0)
     model = task.train(task.build_model(), data)
-    return V.Context(task, data, model, data.batch(64), threads=1)
+    return V.Context(task, data, model, data.batch(64), threads=1, workdir=tmp_path_factory.mktemp("exports"))
 
 
 @pytest.mark.parametrize("pipeline,fmt", [
