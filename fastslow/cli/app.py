@@ -164,6 +164,7 @@ FLAG_ALIASES = {
     "min_time_s": "--min-time", "max_time_s": "--max-time", "rel_precision": "--precision",
     "sets": "--set", "sweeps": "--sweep", "fit_symbol": "--fit", "inputs": "--input", "args": "--arg",
     "pipelines": "--try", "since": "--since", "status": "--status", "budget_s": "--budget",
+    "runtime": "--runtimes",
 }
 
 
