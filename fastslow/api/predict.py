@@ -30,9 +30,16 @@ from fastslow.predict.collect import CollectResult, CollectSettings, time_config
 from fastslow.predict.collect import collect as collect_into
 from fastslow.predict.configs import Config, Runners, configs_for
 from fastslow.predict.dataset import describe_machine, fingerprint, load_collection, machine
-from fastslow.predict.evaluate import leave_one_family_out, noise, score_methods, scores_by_runtime, split_models
+from fastslow.predict.evaluate import (
+    leave_one_family_out,
+    noise,
+    score_methods,
+    score_predictions,
+    scores_by_runtime,
+    split_models,
+)
 from fastslow.predict.metrics import scores
-from fastslow.predict.predictor import Predictor, PredictorConfig, costs_of, fit, tile_graph_of
+from fastslow.predict.predictor import Predictor, PredictorConfig, costs_of, fit, predict_models, tile_graph_of
 from fastslow.predict.reference import group_kind, relative
 from fastslow.store.db import Record, ResultsStore, StoreError, default_db_path
 from fastslow.store.recorder import Saved, open_store
@@ -301,13 +308,14 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
                                           f"{', '.join(known)})")
     t0 = time.perf_counter()
     held = [m for m in models if m.name in set(p.info.get("held_out", []))]
-    held_scores = score_methods(p, held) if held else {}
+    predicted = predict_models(p, held) if held else {}  # once, for the scores overall and per runtime
+    held_scores = score_predictions(predicted, held)
     lofo: dict[str, Any] = {"families": {}, "pooled": {}}
     if leave_family_out:
         cfg = PredictorConfig(**p.info["config"])
         lofo = leave_one_family_out(models, cfg, p.machine, families=families, device=device, on_fold=on_fold)
     result = EvalRun(str(run), held_scores, lofo, noise(collection, models, manifest["reference_s"]),
-                     time.perf_counter() - t0, scores_by_runtime(p, held) if held else {})
+                     time.perf_counter() - t0, scores_by_runtime(predicted, held))
     record = Record("predictor eval", str(run), {"data": str(collection), "families": families,
                                                  "leave_family_out": leave_family_out},
                     {**environment("cpu"), "machine": p.machine}, result.to_dict(), "ok",
@@ -347,7 +355,6 @@ def demo_predictor(out: Path, *, per_family: int = 4, threads: int = 1, store: S
     """A short collection, training and prediction (with --verify) for the demo report, and a
     predicted-against-measured plot of the held-out models and the predicted model."""
     from fastslow.predict.dataset import load_collection
-    from fastslow.predict.predictor import predict_models
     from fastslow.report.plots import plot_predicted_vs_measured
 
     settings = CollectSettings(batches=(1, 4), threads=(threads,), runtimes=("eager", "int8-dynamic"),

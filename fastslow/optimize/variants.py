@@ -218,7 +218,7 @@ def _onnx(c: Candidate, ctx: Context, arg: Any) -> Candidate:
     modules do not export)."""
     int8 = c.notes.get("int8")
     source = c.float_module if int8 else c.module
-    out_dir = Path(tempfile.mkdtemp(prefix="onnx-", dir=ctx.workdir)) if ctx.workdir else None
+    out_dir = Path(tempfile.mkdtemp(prefix="fastslow-onnx-", dir=ctx.workdir))
     predict, info = R.onnx_session(source, ctx.example, ctx.threads, out_dir, int8=int8,
                                    calibration=ctx.data.calibration.tensors[0])
     with torch.inference_mode():

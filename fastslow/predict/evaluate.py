@@ -46,10 +46,14 @@ def split_models(models: list[ModelData], holdout: float, seed: int = 0) -> tupl
 
 def score_methods(predictor: Predictor, models: list[ModelData],
                   methods: tuple[str, ...] = METHODS) -> dict[str, dict[str, Any]]:
-    predicted = predict_models(predictor, models, methods)
+    return score_predictions(predict_models(predictor, models, methods), models)
+
+
+def score_predictions(predicted: dict[str, list[np.ndarray]], models: list[ModelData]) -> dict[str, dict[str, Any]]:
+    """{method: scores} of predictions already made (`predict_models`) of `models`."""
     measured = [m.latency_s for m in models]
     configs = [m.configs for m in models]
-    return {name: scores(predicted[name], measured, configs) for name in methods}
+    return {name: scores(p, measured, configs) for name, p in predicted.items()}
 
 
 def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine: dict[str, Any], *,
@@ -121,16 +125,15 @@ def noise(collection: Path, models: list[ModelData], reference_s: dict[str, floa
             "by_runtime": {rt: noise_floor([(a, b) for c, a, b in pairs if c.runtime == rt]) for rt in runtimes}}
 
 
-def scores_by_runtime(predictor: Predictor, models: list[ModelData],
-                      methods: tuple[str, ...] = METHODS) -> dict[str, dict[str, dict[str, Any]]]:
-    """`score_methods` on each runtime's configurations alone: {runtime: {method: scores}}, so
-    each can be read beside that runtime's noise floor."""
-    predicted = predict_models(predictor, models, methods)
+def scores_by_runtime(predicted: dict[str, list[np.ndarray]], models: list[ModelData]
+                      ) -> dict[str, dict[str, dict[str, Any]]]:
+    """`score_predictions` on each runtime's configurations alone: {runtime: {method: scores}},
+    so each can be read beside that runtime's noise floor."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for rt in sorted({c.runtime for m in models for c in m.configs}):
         keep = [np.asarray([c.runtime == rt for c in m.configs]) for m in models]
         idx = [i for i, k in enumerate(keep) if k.any()]
         out[rt] = {name: scores([predicted[name][i][keep[i]] for i in idx], [models[i].latency_s[keep[i]] for i in idx],
                                 [[c for c, k in zip(models[i].configs, keep[i], strict=True) if k] for i in idx])
-                   for name in methods}
+                   for name in predicted}
     return out
