@@ -10,7 +10,13 @@
   the one measured fastest per item (0 when the prediction picked the best); the mean, and the
   share of models within 5%;
 * the noise floor: the same (model, configuration) measured twice, some minutes apart: how
-  often the two agree within ±10%, and their RMSPE, which bound what any predictor can score.
+  often the two agree within ±10%, and their RMSPE, which bound what any predictor can score;
+* the ceiling (an estimate): how often a predictor that is exactly right on average would land
+  within ±10% / ±20% of one measurement. A pair of measurements differs by the noise of both,
+  one measurement from the truth by its own: where the noise is log-normal, a pair's log ratio
+  over sqrt(2) is distributed as one measurement's log error. So each repeated pair's log ratio,
+  shrunk by sqrt(2), taken with both signs, is one draw of that error; exact for log-normal
+  noise, an approximation otherwise.
 """
 
 from __future__ import annotations
@@ -55,9 +61,14 @@ def scores(predicted: list[np.ndarray], measured: list[np.ndarray], configs: lis
 
 
 def noise_floor(pairs: list[tuple[float, float]]) -> dict[str, Any]:
-    """The agreement of repeated measurements (first, again) of the same model and configuration."""
+    """The agreement of repeated measurements (first, again) of the same model and configuration,
+    and the estimated ceiling of a predictor scored against one of them (see above)."""
     if not pairs:
-        return {"pairs": 0, "within_10": math.nan, "within_20": math.nan, "rmspe": math.nan}
+        return {"pairs": 0, "within_10": math.nan, "within_20": math.nan, "rmspe": math.nan,
+                "ceiling_10": math.nan, "ceiling_20": math.nan}
     ratios = np.asarray([b / a for a, b in pairs])
+    error = np.log(ratios) / math.sqrt(2)
+    one = np.exp(np.concatenate([error, -error]))  # a right-on-average prediction over one measurement
     return {"pairs": int(ratios.size), "within_10": _within(ratios, 0.10), "within_20": _within(ratios, 0.20),
-            "rmspe": float(np.sqrt(np.mean((ratios - 1.0) ** 2)))}
+            "rmspe": float(np.sqrt(np.mean((ratios - 1.0) ** 2))),
+            "ceiling_10": _within(one, 0.10), "ceiling_20": _within(one, 0.20)}

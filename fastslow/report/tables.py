@@ -235,20 +235,23 @@ def runtime_scores_table(by_runtime: dict[str, dict[str, Any]], noise_by_runtime
     measurements, fall within ±10%: where the noise floor is low, no method can score high."""
     methods = list(next(iter(by_runtime.values()))) if by_runtime else []
     t = _table("within ±10% per runtime (held-out models of seen families)",
-               ["runtime", "predictions", *[PREDICTOR_METHODS.get(m, m) for m in methods], "noise floor", "repeats"],
-               left=("runtime",))
+               ["runtime", "predictions", *[PREDICTOR_METHODS.get(m, m) for m in methods], "noise floor", "ceiling",
+                "repeats"], left=("runtime",))
     for rt, by_method in by_runtime.items():
         n = noise_by_runtime.get(rt) or {"pairs": 0, "within_10": math.nan}
         t.add_row(rt, str(next(iter(by_method.values()))["pairs"]),
-                  *[_percent(s["within_10"]) for s in by_method.values()], _percent(n["within_10"]), str(n["pairs"]))
+                  *[_percent(s["within_10"]) for s in by_method.values()], _percent(n["within_10"]),
+                  _percent(n.get("ceiling_10")), str(n["pairs"]))
     return t
 
 
 def noise_table(noise: dict[str, Any]) -> Table:
+    """How often repeated measurements agree, and (estimated from them) how often a predictor that
+    is right on average would land within ±10% / ±20% of one measurement: the most any can score."""
     t = _table("noise floor (the same models, timed twice)",
-               ["pairs", "agree within ±10%", "within ±20%", "RMSPE"])
+               ["pairs", "agree within ±10%", "within ±20%", "RMSPE", "ceiling ±10%", "ceiling ±20%"])
     t.add_row(str(noise["pairs"]), _percent(noise["within_10"]), _percent(noise["within_20"]),
-              _percent(noise["rmspe"]))
+              _percent(noise["rmspe"]), _percent(noise.get("ceiling_10")), _percent(noise.get("ceiling_20")))
     return t
 
 

@@ -137,3 +137,11 @@ def test_scores_on_known_predictions():
     assert s["kendall_tau"] == pytest.approx(1.0)  # each configuration orders the three models right
     n = noise_floor([(1.0, 1.05), (1.0, 1.3), (2.0, 1.7)])
     assert n["pairs"] == 3 and n["within_10"] == pytest.approx(1 / 3) and n["within_20"] == pytest.approx(2 / 3)
+
+
+def test_the_ceiling_takes_one_measurements_noise_as_a_pairs_over_root_two():
+    # A pair 1.1^sqrt(2) apart is one measurement 10% from the truth (each way): inside the ceiling's
+    # ±10%, though the pair itself disagrees by 14%; a pair 20% apart puts each 13.7% from it: outside.
+    n = noise_floor([(1.0, 1.1 ** math.sqrt(2) - 1e-9), (1.0, 1.2)])
+    assert n["within_10"] == 0.0 and n["ceiling_10"] == pytest.approx(0.5) and n["ceiling_20"] == 1.0
+    assert math.isnan(noise_floor([])["ceiling_10"])
