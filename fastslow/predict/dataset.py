@@ -44,7 +44,9 @@ from fastslow.tpugraphs.data import SCHEMAS, TILE_KEYS, FileInfo, Schema, TileGr
 KIND = "latency"
 if KIND not in SCHEMAS:
     SCHEMAS.add(KIND, Schema(TILE_KEYS, NODE_FEATS, CONFIG_FEATS))
-FORMAT_VERSION = 2
+# 3: ONNX Runtime configurations of one thread count share one session (before, a session per
+# batch size: their spinning pools slowed each other, see fastslow.predict.configs.Runners).
+FORMAT_VERSION = 3
 MANIFEST = "collection.json"
 MEASUREMENTS = "measurements.db"
 NPZ = "npz"

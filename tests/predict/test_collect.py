@@ -105,6 +105,11 @@ def test_a_collection_continues_only_with_its_settings_and_machine(collection, t
     (copy / "collection.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="was measured on Some Other CPU.*collect into another --out"):
         collect(copy, SMALL, families=["mlp"], per_family=1, store=False)
+    manifest["machine"] = json.loads((out / "collection.json").read_text())["machine"]
+    manifest["format"] = 2
+    (copy / "collection.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="older fastslow \\(format 2, this is 3.*collect into another --out"):
+        collect(copy, SMALL, families=["mlp"], per_family=1, store=False)
 
 
 @pytest.mark.parametrize("kwargs,message", [

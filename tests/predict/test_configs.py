@@ -6,7 +6,7 @@ import torch
 
 from fastslow.errors import UserError
 from fastslow.measure.timer import threads_set_to
-from fastslow.predict.configs import CONFIG_FEATS, Config, configs_for, runnable
+from fastslow.predict.configs import CONFIG_FEATS, Config, Runners, configs_for, runnable
 from fastslow.predict.corpus import sample
 
 
@@ -38,3 +38,23 @@ def test_every_configuration_computes_the_same_answer(family):
             out = torch.as_tensor(runnable(model, x, config)())
         tolerance = 0.3 if config.runtime == "int8-dynamic" else 1e-4
         assert torch.allclose(out.float(), expected, atol=tolerance, rtol=0), config
+
+
+def test_onnx_configurations_of_one_thread_count_share_one_session():
+    # Sessions timed in turn each keep a pool of spinning threads that slow the others (Runners'
+    # docstring): every batch size runs on the thread count's one session, dynamic batch intact.
+    s = sample("mlp", 0)
+    torch.manual_seed(0)
+    model = s.build().eval()
+    runners = Runners(model, s.input_shape)
+    try:
+        outs = {b: runners(Config(b, 2, runtime="onnx"))() for b in (1, 4)}
+        assert list(runners._sessions) == [2]
+        runners(Config(1, 1, runtime="onnx"))
+        assert sorted(runners._sessions) == [1, 2]
+        with torch.inference_mode():
+            for b, out in outs.items():
+                assert torch.allclose(torch.as_tensor(out), model(runners.example(b)), atol=1e-4), b
+    finally:
+        runners.close()
+    assert not runners._sessions and runners._onnx is None
