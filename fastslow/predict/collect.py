@@ -269,9 +269,9 @@ def _check_manifest(out: Path, here: dict[str, Any], settings: CollectSettings) 
     if manifest is None:
         return
     if manifest.get("format") != FORMAT_VERSION:
-        raise UserError(f"collection {out} was measured by an older fastslow (format {manifest.get('format')}, "
-                        f"this is {FORMAT_VERSION}: its ONNX Runtime times were taken differently), so it cannot be "
-                        "continued: collect into another --out")
+        raise UserError(f"collection {out} was measured by another version of fastslow (format "
+                        f"{manifest.get('format')}; this one writes {FORMAT_VERSION}), so it cannot be continued: "
+                        "collect into another --out")
     if fingerprint(manifest["machine"]) != fingerprint(here):
         raise UserError(f"collection {out} was measured on {describe_machine(manifest['machine'])}; this is "
                         f"{describe_machine(here)}: a predictor is for one machine, so collect into another --out")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ if KIND not in SCHEMAS:
 # 3: ONNX Runtime configurations of one thread count share one session (before, a session per
 # batch size: their spinning pools slowed each other, see fastslow.predict.configs.Runners).
 FORMAT_VERSION = 3
+SHARED_ONNX_SESSIONS = 3  # the first format whose ONNX Runtime times can be trusted
 MANIFEST = "collection.json"
 MEASUREMENTS = "measurements.db"
 NPZ = "npz"
@@ -199,6 +201,10 @@ def load_collection(out: str | Path) -> tuple[dict[str, Any], list[ModelData]]:
     manifest = read_manifest(out)
     if manifest is None:
         raise UserError(f"collection {out}: no {MANIFEST} (not made by `fastslow predictor collect`)")
+    if manifest.get("format", 0) < SHARED_ONNX_SESSIONS:
+        warnings.warn(f"collection {out} is of format {manifest.get('format')}: its ONNX Runtime times at 2 or more "
+                      "threads were taken with one session per batch size, whose spinning threads slowed each other "
+                      "(up to 3x); collect again for a predictor to trust on ONNX Runtime", stacklevel=2)
     files = sorted((out / NPZ).glob("*.npz"))
     if not files:
         raise UserError(f"collection {out}: no measured models yet (run `fastslow predictor collect --out {out}`)")
