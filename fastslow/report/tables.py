@@ -238,10 +238,10 @@ def runtime_scores_table(by_runtime: dict[str, dict[str, Any]], noise_by_runtime
                ["runtime", "predictions", *[PREDICTOR_METHODS.get(m, m) for m in methods], "noise floor", "ceiling",
                 "repeats"], left=("runtime",))
     for rt, by_method in by_runtime.items():
-        n = noise_by_runtime.get(rt) or {"pairs": 0, "within_10": math.nan}
+        n = noise_by_runtime.get(rt) or {"pairs": 0, "within_10": math.nan, "ceiling_10": math.nan}
         t.add_row(rt, str(next(iter(by_method.values()))["pairs"]),
                   *[_percent(s["within_10"]) for s in by_method.values()], _percent(n["within_10"]),
-                  _percent(n.get("ceiling_10")), str(n["pairs"]))
+                  _percent(n["ceiling_10"]), str(n["pairs"]))
     return t
 
 
@@ -251,7 +251,7 @@ def noise_table(noise: dict[str, Any]) -> Table:
     t = _table("noise floor (the same models, timed twice)",
                ["pairs", "agree within ±10%", "within ±20%", "RMSPE", "ceiling ±10%", "ceiling ±20%"])
     t.add_row(str(noise["pairs"]), _percent(noise["within_10"]), _percent(noise["within_20"]),
-              _percent(noise["rmspe"]), _percent(noise.get("ceiling_10")), _percent(noise.get("ceiling_20")))
+              _percent(noise["rmspe"]), _percent(noise["ceiling_10"]), _percent(noise["ceiling_20"]))
     return t
 
 
