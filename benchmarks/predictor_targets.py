@@ -23,8 +23,9 @@ from pathlib import Path
 
 from fastslow.api.predict import collect, evaluate, train
 from fastslow.measure.timer import TimerConfig, measure
+from fastslow.predict.baselines import costs_of
 from fastslow.predict.dataset import load_collection
-from fastslow.predict.predictor import PredictorConfig, costs_of
+from fastslow.predict.predictor import PredictorConfig
 from fastslow.report.output import write_json
 from fastslow.report.tables import PREDICTOR_METHODS
 

@@ -25,6 +25,7 @@ from fastslow.api.measure import Store, store_whole
 from fastslow.env import environment, others_cpu_percent
 from fastslow.errors import UserError, param_error
 from fastslow.measure.bench import ModelSource
+from fastslow.predict.baselines import costs_of
 from fastslow.predict.capture import capture
 from fastslow.predict.collect import CollectResult, CollectSettings, time_configs
 from fastslow.predict.collect import collect as collect_into
@@ -39,7 +40,7 @@ from fastslow.predict.evaluate import (
     split_models,
 )
 from fastslow.predict.metrics import scores
-from fastslow.predict.predictor import Predictor, PredictorConfig, costs_of, fit, predict_models, tile_graph_of
+from fastslow.predict.predictor import Predictor, PredictorConfig, fit, predict_models, tile_graph_of
 from fastslow.predict.reference import group_kind, relative
 from fastslow.store.db import Record, ResultsStore, StoreError, default_db_path
 from fastslow.store.recorder import Saved, open_store

@@ -49,6 +49,11 @@ class Costs:
         return self.flops * batch, self.weight_bytes + activation * batch
 
 
+def costs_of(m: Any) -> Costs:
+    """The costs of an OpGraph or a ModelData (both carry per-node opcodes, FLOPs and bytes)."""
+    return Costs(np.asarray(m.node_opcode, dtype=np.int64), m.node_flops, m.node_bytes, m.node_weight_bytes)
+
+
 def _solve(rows: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Non-negative least squares on relative error, columns scaled to 1, with a ridge term;
     columns that are zero in every row (operators never seen) get 0."""

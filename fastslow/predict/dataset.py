@@ -8,9 +8,10 @@
 
 An npz file holds the tile keys: `node_feat` (nodes, NODE_FEATS) float32, `node_opcode`
 uint8, `edge_index` (edges, 2) int64 [consumer, producer], `config_feat` (configs,
-CONFIG_FEATS) float32, `config_runtime` (configs,) int64 — the median time of one call in
-nanoseconds, as timed — and `config_runtime_normalizers` (configs,) int64, the batch size, so
-that runtime / normalizer (what the tile loader computes) is the time per item. Beside them:
+PAIR_FEATS) float32 (`pair_features`: the configuration's and the model's totals),
+`config_runtime` (configs,) int64 — the median time of one call in nanoseconds, as timed — and
+`config_runtime_normalizers` (configs,) int64, the batch size, so that runtime / normalizer (what
+the tile loader computes) is the time per item. Beside them:
 `config_reference` (configs,) float64, the speed reference's median in the same interleaved
 rounds (nanoseconds), and `config_relative`, the median over rounds of time / reference (see
 fastslow.predict.reference); `node_flops`, `node_bytes` and `node_weight_bytes` (each
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,18 +37,42 @@ import numpy as np
 
 from fastslow.errors import UserError
 from fastslow.measure.stats import Measurement
+from fastslow.predict.baselines import Costs, costs_of
 from fastslow.predict.capture import NODE_FEATS, OpGraph
 from fastslow.predict.configs import CONFIG_FEATS, Config
 from fastslow.predict.reference import group_kind, relative
 from fastslow.tpugraphs.data import SCHEMAS, TILE_KEYS, FileInfo, Schema, TileGraph, load_arrays, tile_graph
 
+CONTEXT_FEATS = 4
+PAIR_FEATS = CONFIG_FEATS + CONTEXT_FEATS
 KIND = "latency"
 if KIND not in SCHEMAS:
-    SCHEMAS.add(KIND, Schema(TILE_KEYS, NODE_FEATS, CONFIG_FEATS))
+    SCHEMAS.add(KIND, Schema(TILE_KEYS, NODE_FEATS, PAIR_FEATS))
+
+
+def pair_features(costs: Costs, configs: list[Config]) -> np.ndarray:
+    """(configs, PAIR_FEATS) float32: what the network joins to every node of a model, per
+    configuration: the configuration's own features, and the model's totals at its batch size
+    (FLOPs, bytes moved, weight bytes, operators), so that each operator can tell whether the
+    whole model's data fits in cache and how much work there is to spread over the threads. On
+    152 training models they took held-out predictions within +-10% from 48% to 52% (with the
+    operators' argument features, fastslow.predict.capture)."""
+    weight = float(costs.weight_bytes.sum())
+    rows = []
+    for c in configs:
+        flops, moved = costs.at_batch(c.batch)
+        rows.append(np.concatenate([c.features(), [_log2(flops.sum()) / 48, _log2(moved.sum()) / 48,
+                                                   _log2(weight) / 40, _log2(len(costs.opcode)) / 16]]))
+    return np.asarray(rows, dtype=np.float32).reshape(-1, PAIR_FEATS)
+
+
+def _log2(x: float) -> float:
+    return float(np.log2(1.0 + max(0.0, x)))
 # 3: ONNX Runtime configurations of one thread count share one session (before, a session per
 # batch size: their spinning pools slowed each other, see fastslow.predict.configs.Runners).
-FORMAT_VERSION = 3
-SHARED_ONNX_SESSIONS = 3  # the first format whose ONNX Runtime times can be trusted
+# 4: operators carry their arguments' features and configurations the model's totals
+# (NODE_FEATS 16 -> 24, config_feat CONFIG_FEATS -> PAIR_FEATS).
+FORMAT_VERSION = 4
 MANIFEST = "collection.json"
 MEASUREMENTS = "measurements.db"
 NPZ = "npz"
@@ -94,7 +118,7 @@ def write_model(out: Path, graph: OpGraph, meta: dict[str, Any], configs: list[C
     refs = [m.extra["reference_samples_s"] for m in measured]
     arrays = {
         "node_feat": graph.node_feat, "node_opcode": graph.node_opcode, "edge_index": graph.edge_index,
-        "config_feat": np.stack([c.features() for c in configs]).astype(np.float32),
+        "config_feat": pair_features(costs_of(graph), configs),
         "config_runtime": runtime, "config_runtime_normalizers": np.asarray([c.batch for c in configs], np.int64),
         "config_reference": np.asarray([np.median(r) * 1e9 for r in refs], np.float64),
         "config_relative": np.asarray([relative(m, r) for m, r in zip(measured, refs, strict=True)], np.float64),
@@ -201,10 +225,10 @@ def load_collection(out: str | Path) -> tuple[dict[str, Any], list[ModelData]]:
     manifest = read_manifest(out)
     if manifest is None:
         raise UserError(f"collection {out}: no {MANIFEST} (not made by `fastslow predictor collect`)")
-    if manifest.get("format", 0) < SHARED_ONNX_SESSIONS:
-        warnings.warn(f"collection {out} is of format {manifest.get('format')}: its ONNX Runtime times at 2 or more "
-                      "threads were taken with one session per batch size, whose spinning threads slowed each other "
-                      "(up to 3x); collect again for a predictor to trust on ONNX Runtime", stacklevel=2)
+    if manifest.get("format") != FORMAT_VERSION:
+        raise UserError(f"collection {out} is of format {manifest.get('format')}, and this version of fastslow "
+                        f"trains on {FORMAT_VERSION} (its graphs carry other features): collect again into "
+                        "another folder (`fastslow predictor collect --out DIR`)")
     files = sorted((out / NPZ).glob("*.npz"))
     if not files:
         raise UserError(f"collection {out}: no measured models yet (run `fastslow predictor collect --out {out}`)")

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from fastslow.errors import UserError, check_number, one_line
-from fastslow.predict.baselines import BASELINES, Costs
+from fastslow.predict.baselines import BASELINES, Costs, costs_of
 from fastslow.predict.capture import OpGraph
 from fastslow.predict.configs import Config
-from fastslow.predict.dataset import KIND, ModelData
+from fastslow.predict.dataset import KIND, ModelData, pair_features
 from fastslow.tpugraphs.batching import GraphBank, Prepared, prepare, ranges
 from fastslow.tpugraphs.data import TileGraph
 from fastslow.tpugraphs.features import TileNormalizer
@@ -68,17 +68,11 @@ class PredictorConfig:
         return cfg
 
 
-def costs_of(m: ModelData | OpGraph) -> Costs:
-    if isinstance(m, OpGraph):
-        return Costs(m.node_opcode.astype(np.int64), m.node_flops, m.node_bytes, m.node_weight_bytes)
-    return Costs(m.node_opcode, m.node_flops, m.node_bytes, m.node_weight_bytes)
-
-
 def tile_graph_of(name: str, g: OpGraph, configs: list[Config]) -> TileGraph:
     """A freshly captured graph with configurations to score, as the tile loader would give it."""
     return TileGraph(name, "test", torch.from_numpy(g.node_feat), torch.from_numpy(g.node_opcode.astype(np.int64)),
                      torch.from_numpy(g.edge_index).t().flip(0).contiguous(),
-                     torch.from_numpy(np.stack([c.features() for c in configs])),
+                     torch.from_numpy(pair_features(costs_of(g), configs)),
                      torch.zeros(len(configs), dtype=torch.float64), False, torch.arange(len(configs)))
 
 

@@ -50,6 +50,26 @@ def test_the_graph_follows_the_data():
     assert g.node_feat[g.names.index("addmm"), 0] > 0  # FLOPs feature set for the products
 
 
+def test_operators_carry_the_arguments_that_set_their_speed():
+    from fastslow.predict.capture import _features
+
+    base = len(_features([], 0, 0, 0, 0, 0, 0, False))  # the features before the arguments'
+    net = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.Conv2d(16, 16, 5, stride=2, padding=2, groups=16),
+                        nn.Conv2d(16, 32, 1), nn.Flatten(), nn.Linear(32 * 8 * 8, 10)).eval()
+    g = capture(net, (torch.randn(1, 8, 16, 16),))
+    assert g.node_feat.shape[1] == base + 8 == NODE_FEATS
+    convs = [g.node_feat[i, base:] for i, n in enumerate(g.names) if n == "convolution"]
+    dims, kernel, stride, groups, depthwise = (np.stack([c[:4] for c in convs]), *np.stack([c[4:] for c in convs]).T)
+    log = lambda x, s: np.log2(1 + x) / s  # noqa: E731
+    assert np.allclose(dims[0], log(np.array([1, 8, 16, 16]), 16))  # the data input's shape (N, C, H, W) ...
+    assert np.allclose(dims[2], log(np.array([1, 16, 8, 8]), 16))  # ... of the third, after the stride
+    assert np.allclose(kernel, log(np.array([9, 25, 1]), 8)) and np.allclose(stride, log(np.array([1, 2, 1]), 4))
+    assert np.allclose(groups, log(np.array([1, 16, 1]), 12)) and list(depthwise) == [0, 1, 0]
+    head = g.node_feat[g.names.index("addmm"), base:]  # a product: its data input, not its bias
+    assert np.allclose(head[:4], log(np.array([0, 0, 1, 2048]), 16)) and not head[4:].any()
+    assert not g.node_feat[0, base:].any()  # the input node has no arguments
+
+
 def test_unknown_operators_share_code_zero_and_are_listed():
     class Odd(nn.Module):
         def forward(self, x):

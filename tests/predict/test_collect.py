@@ -13,9 +13,19 @@ import pytest
 
 from fastslow.errors import UserError
 from fastslow.measure.bench import Point
+from fastslow.predict.baselines import costs_of
+from fastslow.predict.capture import NODE_FEATS
 from fastslow.predict.collect import COMMAND, CollectSettings, collect
-from fastslow.predict.configs import Config
-from fastslow.predict.dataset import MEASUREMENTS, fingerprint, load_collection, machine
+from fastslow.predict.configs import CONFIG_FEATS, Config
+from fastslow.predict.dataset import (
+    FORMAT_VERSION,
+    MEASUREMENTS,
+    PAIR_FEATS,
+    fingerprint,
+    load_collection,
+    machine,
+    pair_features,
+)
 from fastslow.predict.reference import group_kind
 from fastslow.store.db import ResultsStore
 from fastslow.tpugraphs.data import FileInfo, load_arrays
@@ -29,11 +39,17 @@ def test_every_model_is_a_tile_file_the_tpugraphs_loader_reads(collection):
     assert sorted(m.name for m in models) == ["cnn-se-0", "cnn-se-1", "mlp-0", "mlp-1"]
     for m in models:
         arrays = load_arrays(FileInfo(out / "npz" / f"{m.name}.npz", "latency", "train"))  # the tile loader
-        assert arrays["config_feat"].shape == (len(m.configs), 7)
+        # each configuration's features, then the model's totals at its batch size
+        assert np.array_equal(arrays["config_feat"], pair_features(costs_of(m), m.configs))
+        assert arrays["config_feat"].shape == (len(m.configs), PAIR_FEATS)
+        a, b = (arrays["config_feat"][int(k(m.batches))] for k in (np.argmin, np.argmax))
+        assert m.batches.max() > m.batches.min()  # at the larger batch: more FLOPs and bytes, the same weights
+        assert b[CONFIG_FEATS] > a[CONFIG_FEATS] and b[CONFIG_FEATS + 1] > a[CONFIG_FEATS + 1]
+        assert b[CONFIG_FEATS + 2] == a[CONFIG_FEATS + 2]
         assert (arrays["config_runtime_normalizers"] == [c.batch for c in m.configs]).all()
         # the loader's target is runtime / normalizer: the time per item at the collection's speed, in ns
         assert np.allclose(m.graph.runtime.numpy(), np.rint(m.latency_s * 1e9) / m.batches, rtol=0, atol=1e-6)
-        assert (m.latency_s > 0).all() and m.graph.node_feat.shape[1] == 16
+        assert (m.latency_s > 0).all() and m.graph.node_feat.shape[1] == NODE_FEATS
         assert np.allclose(arrays["config_runtime"] / 1e9, m.timed_s)  # as timed, kept beside
         # at the collection's speed: the time relative to the speed reference beside it, times the
         # reference's median over the collection's groups of the same kind
@@ -108,10 +124,11 @@ def test_a_collection_continues_only_with_its_settings_and_machine(collection, t
     manifest["machine"] = json.loads((out / "collection.json").read_text())["machine"]
     manifest["format"] = 2
     (copy / "collection.json").write_text(json.dumps(manifest))
-    with pytest.raises(UserError, match="another version of fastslow \\(format 2; this one writes 3\\).*another --out"):
+    with pytest.raises(UserError, match=f"another version of fastslow \\(format 2; this one writes {FORMAT_VERSION}\\)"
+                                        ".*another --out"):
         collect(copy, SMALL, families=["mlp"], per_family=1, store=False)
-    with pytest.warns(UserWarning, match="is of format 2: its ONNX Runtime times at 2 or more threads"):
-        load_collection(copy)  # still loads: the files are valid, and what is wrong with them is said
+    with pytest.raises(UserError, match=f"is of format 2, and this version of fastslow trains on {FORMAT_VERSION}"):
+        load_collection(copy)  # its graphs' features are not the ones a predictor of this version reads
 
 
 @pytest.mark.parametrize("kwargs,message", [
