@@ -101,7 +101,8 @@ def _nbytes(ts: list[torch.Tensor]) -> int:
     return sum(map(tensor_bytes, ts))
 
 
-def _log(x: float, scale: float) -> float:
+def log_feature(x: float, scale: float) -> float:
+    """A count as a feature: log2(1 + x) / scale, so that counts of any size land near [0, 1]."""
     return math.log2(1.0 + max(0.0, float(x))) / scale
 
 
@@ -125,11 +126,11 @@ def _argument_features(op: str, args: Any) -> list[float]:
     dims = ([0] * 4 + (list(x.shape) if x is not None else []))[-4:]
     kernel = stride = groups = depthwise = 0.0
     if op == "convolution" and x is not None and isinstance(args[1], torch.Tensor):
-        kernel = _log(math.prod(args[1].shape[2:]), 8)
-        stride = _log(max(args[3]) if args[3] else 1, 4)
+        kernel = log_feature(math.prod(args[1].shape[2:]), 8)
+        stride = log_feature(max(args[3]) if args[3] else 1, 4)
         g = int(args[8])
-        groups, depthwise = _log(g, 12), float(g > 1 and x.dim() > 1 and g == x.shape[1])
-    return [*[_log(d, 16) for d in dims], kernel, stride, groups, depthwise]
+        groups, depthwise = log_feature(g, 12), float(g > 1 and x.dim() > 1 and g == x.shape[1])
+    return [*[log_feature(d, 16) for d in dims], kernel, stride, groups, depthwise]
 
 
 def _features(out: list[torch.Tensor], flops: int, read: int, written: int, weight: int, n_in: int,
@@ -139,10 +140,11 @@ def _features(out: list[torch.Tensor], flops: int, read: int, written: int, weig
     dims = ([0] * 4 + shape)[-4:]
     dtype = first.dtype if first is not None else torch.float32
     return [
-        _log(flops, 48), _log(read + written, 48), _log(first.numel() if first is not None else 0, 32),
-        *[_log(d, 16) for d in dims], len(shape) / 8,
+        log_feature(flops, 48), log_feature(read + written, 48),
+        log_feature(first.numel() if first is not None else 0, 32),
+        *[log_feature(d, 16) for d in dims], len(shape) / 8,
         *[float(dtype == d) for d in DTYPES], float(first is not None and not dtype.is_floating_point),
-        _log(weight, 40), float(dense), n_in / 8, fan_out / 8,
+        log_feature(weight, 40), float(dense), n_in / 8, fan_out / 8,
     ]
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from fastslow.errors import UserError
 from fastslow.measure.stats import Measurement
 from fastslow.predict.baselines import Costs, costs_of
-from fastslow.predict.capture import NODE_FEATS, OpGraph
+from fastslow.predict.capture import NODE_FEATS, OpGraph, log_feature
 from fastslow.predict.configs import CONFIG_FEATS, Config
 from fastslow.predict.reference import group_kind, relative
 from fastslow.tpugraphs.data import SCHEMAS, TILE_KEYS, FileInfo, Schema, TileGraph, load_arrays, tile_graph
@@ -48,6 +48,14 @@ PAIR_FEATS = CONFIG_FEATS + CONTEXT_FEATS
 KIND = "latency"
 if KIND not in SCHEMAS:
     SCHEMAS.add(KIND, Schema(TILE_KEYS, NODE_FEATS, PAIR_FEATS))
+# 3: ONNX Runtime configurations of one thread count share one session (before, a session per
+# batch size: their spinning pools slowed each other, see fastslow.predict.configs.Runners).
+# 4: operators carry their arguments' features and configurations the model's totals
+# (NODE_FEATS 16 -> 24, config_feat CONFIG_FEATS -> PAIR_FEATS).
+FORMAT_VERSION = 4
+MANIFEST = "collection.json"
+MEASUREMENTS = "measurements.db"
+NPZ = "npz"
 
 
 def pair_features(costs: Costs, configs: list[Config]) -> np.ndarray:
@@ -57,25 +65,13 @@ def pair_features(costs: Costs, configs: list[Config]) -> np.ndarray:
     whole model's data fits in cache and how much work there is to spread over the threads. On
     152 training models they took held-out predictions within +-10% from 48% to 52% (with the
     operators' argument features, fastslow.predict.capture)."""
-    weight = float(costs.weight_bytes.sum())
+    weight = log_feature(costs.weight_bytes.sum(), 40)
     rows = []
     for c in configs:
         flops, moved = costs.at_batch(c.batch)
-        rows.append(np.concatenate([c.features(), [_log2(flops.sum()) / 48, _log2(moved.sum()) / 48,
-                                                   _log2(weight) / 40, _log2(len(costs.opcode)) / 16]]))
+        rows.append([*c.features(), log_feature(flops.sum(), 48), log_feature(moved.sum(), 48), weight,
+                     log_feature(len(costs.opcode), 16)])
     return np.asarray(rows, dtype=np.float32).reshape(-1, PAIR_FEATS)
-
-
-def _log2(x: float) -> float:
-    return float(np.log2(1.0 + max(0.0, x)))
-# 3: ONNX Runtime configurations of one thread count share one session (before, a session per
-# batch size: their spinning pools slowed each other, see fastslow.predict.configs.Runners).
-# 4: operators carry their arguments' features and configurations the model's totals
-# (NODE_FEATS 16 -> 24, config_feat CONFIG_FEATS -> PAIR_FEATS).
-FORMAT_VERSION = 4
-MANIFEST = "collection.json"
-MEASUREMENTS = "measurements.db"
-NPZ = "npz"
 
 
 def machine() -> dict[str, Any]:
