@@ -27,8 +27,9 @@ from fastslow.errors import UserError, param_error
 from fastslow.measure.bench import ModelSource
 from fastslow.predict.baselines import costs_of
 from fastslow.predict.capture import capture
-from fastslow.predict.collect import CollectResult, CollectSettings, time_configs
+from fastslow.predict.collect import CollectResult, CollectSettings, RecaptureResult, time_configs
 from fastslow.predict.collect import collect as collect_into
+from fastslow.predict.collect import recapture as recapture_into
 from fastslow.predict.configs import Config, Runners, configs_for
 from fastslow.predict.dataset import describe_machine, fingerprint, load_collection, machine
 from fastslow.predict.evaluate import (
@@ -60,6 +61,12 @@ def collect(out: str | Path, settings: CollectSettings | None = None, *, familie
     """Measure corpus models under their configurations into `out` (see fastslow.predict.collect)."""
     return collect_into(out, settings, families=families, per_family=per_family, minutes=minutes,
                         repeat_every=repeat_every, store=store, on_start=on_start, on_sample=on_sample)
+
+
+def recapture(data: str | Path, *, on_model: Callable[[str, int, int], None] | None = None) -> RecaptureResult:
+    """Bring a collection of an earlier format up to this version's graph features without
+    measuring again (see fastslow.predict.collect.recapture)."""
+    return recapture_into(data, on_model=on_model)
 
 
 def results_folder(db: str | Path | None = None) -> Path:

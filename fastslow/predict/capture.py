@@ -2,9 +2,9 @@
 executes, edges the data flowing between them, and each node carries its operator kind, its
 output's shape and dtype, its FLOPs and bytes as `fastslow.cost` counts them, and the arguments
 that set an operator's speed beside its FLOPs (its data input's shape; a convolution's kernel,
-stride and groups). Those arguments took a predictor trained on 152 models from 45% to 48% of
-held-out predictions within +-10% (52% with the model's totals joined to the configuration,
-see fastslow.predict.dataset).
+stride and groups; a recurrent layer's steps, layers and hidden size). Those arguments took a
+predictor trained on 152 models from 45% to 48% of held-out predictions within +-10% (52% with
+the model's totals joined to the configuration, see fastslow.predict.dataset).
 
 Capture is by `torch.export`, then decomposed to core ATen, except that recurrent layers
 (aten.lstm, aten.gru) stay one node each: eager PyTorch runs them as one fused kernel per
@@ -55,6 +55,7 @@ OPS = (
     "any", "eq", "full_like", "logical_not", "as_strided",
 )
 OPCODE = {name: i for i, name in enumerate(OPS)}
+RECURRENT = ("lstm", "gru")  # kept whole by the capture (see _decompositions)
 NODE_FEATS = 24
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -108,9 +109,10 @@ def log_feature(x: float, scale: float) -> float:
 
 def _data_input(op: str, args: Any) -> torch.Tensor | None:
     """The tensor an operator computes on (not its weight or bias): the first argument of a
-    convolution or a product, addmm's second (its first is the bias), else the largest input."""
+    convolution, a product or a recurrent layer (a GRU's second is its initial state, which can
+    be the larger), addmm's second (its first is the bias), else the largest input."""
     ts = [a for a in (args if isinstance(args, (list, tuple)) else ()) if isinstance(a, torch.Tensor)]
-    if op in ("convolution", "mm", "bmm") and ts:
+    if op in ("convolution", "mm", "bmm", *RECURRENT) and ts:
         return ts[0]
     if op == "addmm" and len(ts) > 1:
         return ts[1]
@@ -120,17 +122,24 @@ def _data_input(op: str, args: Any) -> torch.Tensor | None:
 def _argument_features(op: str, args: Any) -> list[float]:
     """What makes two operators of one kind and equal FLOPs run at different speeds: the data
     input's last four dimensions (a product's reduction length, a convolution's input channels
-    and size) and, for a convolution, its kernel's area, stride, groups and whether it is
-    depthwise (nn-Meter's kernel features: input size, channels, kernel, stride)."""
+    and size), then four that depend on the kind. For a convolution: its kernel's area, stride,
+    groups and whether it is depthwise (nn-Meter's kernel features: input size, channels,
+    kernel, stride). For a recurrent layer (aten.lstm, aten.gru: one node for all its layers and
+    steps): its time steps, layers, hidden size and whether it is bidirectional, since it runs
+    step after step, each step a small product with a fixed cost of its own."""
     x = _data_input(op, args)
     dims = ([0] * 4 + (list(x.shape) if x is not None else []))[-4:]
-    kernel = stride = groups = depthwise = 0.0
+    kind = [0.0] * 4
     if op == "convolution" and x is not None and isinstance(args[1], torch.Tensor):
-        kernel = log_feature(math.prod(args[1].shape[2:]), 8)
-        stride = log_feature(max(args[3]) if args[3] else 1, 4)
         g = int(args[8])
-        groups, depthwise = log_feature(g, 12), float(g > 1 and x.dim() > 1 and g == x.shape[1])
-    return [*[log_feature(d, 16) for d in dims], kernel, stride, groups, depthwise]
+        kind = [log_feature(math.prod(args[1].shape[2:]), 8), log_feature(max(args[3]) if args[3] else 1, 4),
+                log_feature(g, 12), float(g > 1 and x.dim() > 1 and g == x.shape[1])]
+    elif op in RECURRENT and x is not None:
+        # (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+        steps = x.shape[1] if x.dim() == 3 and args[8] else x.shape[0]
+        hidden = args[2][1].shape[1]  # w_hh of the first layer: (gates x hidden, hidden)
+        kind = [log_feature(steps, 12), log_feature(int(args[4]), 4), log_feature(hidden, 12), float(bool(args[7]))]
+    return [*[log_feature(d, 16) for d in dims], *kind]
 
 
 def _features(out: list[torch.Tensor], flops: int, read: int, written: int, weight: int, n_in: int,
@@ -150,8 +159,8 @@ def _features(out: list[torch.Tensor], flops: int, read: int, written: int, weig
 
 def _decompositions() -> Any:
     table = torch.export.default_decompositions()
-    for op in (torch.ops.aten.lstm.input, torch.ops.aten.gru.input):
-        table.pop(op, None)
+    for name in RECURRENT:
+        table.pop(getattr(torch.ops.aten, name).input, None)
     return table
 
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fastslow.env import environment, others_cpu_percent
@@ -40,11 +41,15 @@ from fastslow.predict.dataset import (
     FORMAT_VERSION,
     MANIFEST,
     MEASUREMENTS,
+    RECAPTURABLE,
     describe_machine,
     fingerprint,
+    graph_arrays,
+    graph_meta,
     machine,
     npz_path,
     read_manifest,
+    save_arrays,
     write_model,
 )
 from fastslow.predict.reference import group_kind, reference_threads, reference_workload
@@ -380,3 +385,63 @@ def collect(
         own.close()
     return result
 
+
+
+
+@dataclass
+class RecaptureResult:
+    out: Path
+    before: int  # the collection's format before
+    models: int  # files captured again by this run
+    seconds: float
+    format: int = FORMAT_VERSION  # the collection's format now
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "format_before": self.before, "format": self.format, "models": self.models,
+                "seconds": self.seconds}
+
+
+def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | None = None) -> RecaptureResult:
+    """Capture every model of a collection again with this version's graph features and keep
+    its measurements: each file's graph arrays and pair features are rewritten, its times are
+    not. Each model is rebuilt from the corpus (family, seed), which must still draw the same
+    architecture. A file is rewritten whole or not at all, and the manifest's format changes
+    last, so an interrupted run is continued by running it again."""
+    from fastslow.predict.corpus import sample as corpus_sample
+
+    out = Path(out)
+    manifest = read_manifest(out) if out.is_dir() else None
+    if manifest is None:
+        raise UserError(f"collection {out}: no {MANIFEST} (not made by `fastslow predictor collect`)")
+    before = manifest.get("format")
+    if before != FORMAT_VERSION and before not in RECAPTURABLE:
+        raise UserError(f"collection {out} is of format {before}: its measurements were taken differently, so it "
+                        f"cannot be brought up to format {FORMAT_VERSION} (collect again into another --out)")
+    t0 = time.perf_counter()
+    files = sorted((out / "npz").glob("*.npz"))
+    done = 0
+    for i, path in enumerate(files):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = dict(z.items())
+            meta = json.loads(str(arrays["meta"]))
+            configs = [Config.from_dict(c) for c in meta["configs"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UserError(f"{path}: not a fastslow latency file ({full_reason(e, 200)})") from None
+        if meta.get("format") == FORMAT_VERSION:
+            continue
+        s = corpus_sample(meta["family"], int(meta["seed"]))
+        if json.loads(json.dumps(s.params)) != meta["params"] or list(s.input_shape) != meta["input_shape"]:
+            raise UserError(f"{path}: the corpus no longer draws the model that was measured ({meta['name']}): "
+                            "collect again into another --out")
+        torch.manual_seed(s.seed)
+        graph = capture(s.build().eval(), (torch.randn(1, *s.input_shape),), name=s.name)
+        arrays.update(graph_arrays(graph, configs))
+        arrays["meta"] = np.asarray(json.dumps({**meta, **graph_meta(graph)}))
+        save_arrays(path, arrays)
+        done += 1
+        if on_model:
+            on_model(meta["name"], i + 1, len(files))
+    if before != FORMAT_VERSION:
+        (out / MANIFEST).write_text(json.dumps({**manifest, "format": FORMAT_VERSION}, indent=2))
+    return RecaptureResult(out, before, done, time.perf_counter() - t0)

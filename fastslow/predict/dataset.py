@@ -52,7 +52,13 @@ if KIND not in SCHEMAS:
 # batch size: their spinning pools slowed each other, see fastslow.predict.configs.Runners).
 # 4: operators carry their arguments' features and configurations the model's totals
 # (NODE_FEATS 16 -> 24, config_feat CONFIG_FEATS -> PAIR_FEATS).
-FORMAT_VERSION = 4
+# 5: a recurrent layer's arguments are its steps, layers, hidden size and direction, and its data
+# input is its input (a GRU's was its initial state where that was the larger).
+FORMAT_VERSION = 5
+# Collections of these formats differ from this version's only in what the capture puts in the
+# graphs (their measurements were taken as this version takes them), so `fastslow predictor
+# recapture` brings them up to date without measuring again.
+RECAPTURABLE = (4,)
 MANIFEST = "collection.json"
 MEASUREMENTS = "measurements.db"
 NPZ = "npz"
@@ -102,32 +108,44 @@ def npz_path(out: Path, name: str) -> Path:
     return out / NPZ / f"{name}.npz"
 
 
-def write_model(out: Path, graph: OpGraph, meta: dict[str, Any], configs: list[Config],
-                measured: list[Measurement]) -> Path:
-    """One model's file, written whole or not at all (a temporary file renamed into place). Each
-    measurement carries its speed reference's samples (`extra["reference_samples_s"]`)."""
-    if not configs or len(configs) != len(measured):
-        raise ValueError("write_model needs one measurement per configuration")
-    path = npz_path(out, meta["name"])
+def graph_arrays(graph: OpGraph, configs: list[Config]) -> dict[str, np.ndarray]:
+    """The arrays of a model's file that come from its captured graph (and its configurations'
+    pair features), not from measuring it."""
+    return {"node_feat": graph.node_feat, "node_opcode": graph.node_opcode, "edge_index": graph.edge_index,
+            "config_feat": pair_features(costs_of(graph), configs), "node_flops": graph.node_flops,
+            "node_bytes": graph.node_bytes, "node_weight_bytes": graph.node_weight_bytes}
+
+
+def graph_meta(graph: OpGraph) -> dict[str, Any]:
+    return {"flops": graph.flops, "bytes": graph.bytes, "unknown_ops": graph.unknown, "format": FORMAT_VERSION}
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """A model's file, written whole or not at all (a temporary file renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    runtime = np.maximum(1, np.rint(np.asarray([m.median_s for m in measured]) * 1e9)).astype(np.int64)
-    refs = [m.extra["reference_samples_s"] for m in measured]
-    arrays = {
-        "node_feat": graph.node_feat, "node_opcode": graph.node_opcode, "edge_index": graph.edge_index,
-        "config_feat": pair_features(costs_of(graph), configs),
-        "config_runtime": runtime, "config_runtime_normalizers": np.asarray([c.batch for c in configs], np.int64),
-        "config_reference": np.asarray([np.median(r) * 1e9 for r in refs], np.float64),
-        "config_relative": np.asarray([relative(m, r) for m, r in zip(measured, refs, strict=True)], np.float64),
-        "node_flops": graph.node_flops, "node_bytes": graph.node_bytes, "node_weight_bytes": graph.node_weight_bytes,
-        "meta": np.asarray(json.dumps({**meta, "configs": [c.to_dict() for c in configs], "flops": graph.flops,
-                                       "bytes": graph.bytes, "unknown_ops": graph.unknown,
-                                       "format": FORMAT_VERSION})),
-    }
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")  # not *.npz: a killed write is never read as a model
     with open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
     os.replace(tmp, path)
     return path
+
+
+def write_model(out: Path, graph: OpGraph, meta: dict[str, Any], configs: list[Config],
+                measured: list[Measurement]) -> Path:
+    """One model's file. Each measurement carries its speed reference's samples
+    (`extra["reference_samples_s"]`)."""
+    if not configs or len(configs) != len(measured):
+        raise ValueError("write_model needs one measurement per configuration")
+    runtime = np.maximum(1, np.rint(np.asarray([m.median_s for m in measured]) * 1e9)).astype(np.int64)
+    refs = [m.extra["reference_samples_s"] for m in measured]
+    arrays = {
+        **graph_arrays(graph, configs),
+        "config_runtime": runtime, "config_runtime_normalizers": np.asarray([c.batch for c in configs], np.int64),
+        "config_reference": np.asarray([np.median(r) * 1e9 for r in refs], np.float64),
+        "config_relative": np.asarray([relative(m, r) for m, r in zip(measured, refs, strict=True)], np.float64),
+        "meta": np.asarray(json.dumps({**meta, "configs": [c.to_dict() for c in configs], **graph_meta(graph)})),
+    }
+    return save_arrays(npz_path(out, meta["name"]), arrays)
 
 
 @dataclass
@@ -222,9 +240,11 @@ def load_collection(out: str | Path) -> tuple[dict[str, Any], list[ModelData]]:
     if manifest is None:
         raise UserError(f"collection {out}: no {MANIFEST} (not made by `fastslow predictor collect`)")
     if manifest.get("format") != FORMAT_VERSION:
+        fix = (f"bring it up to date with `fastslow predictor recapture {out}` (a few minutes, its measurements "
+               "kept)" if manifest.get("format") in RECAPTURABLE else
+               "collect again into another folder (`fastslow predictor collect --out DIR`)")
         raise UserError(f"collection {out} is of format {manifest.get('format')}, and this version of fastslow "
-                        f"trains on {FORMAT_VERSION} (its graphs carry other features): collect again into "
-                        "another folder (`fastslow predictor collect --out DIR`)")
+                        f"trains on {FORMAT_VERSION} (its graphs carry other features): {fix}")
     files = sorted((out / NPZ).glob("*.npz"))
     if not files:
         raise UserError(f"collection {out}: no measured models yet (run `fastslow predictor collect --out {out}`)")

@@ -33,6 +33,14 @@ def test_train_prints_the_three_methods_side_by_side_and_its_json_is_pure(cli, c
     assert json.loads((tmp_path / "p" / "metrics.json").read_text())["fingerprint"] == payload["fingerprint"]
 
 
+def test_recapture_of_an_up_to_date_collection_says_so_and_its_json_is_pure(cli, collection):
+    r = cli("predictor", "recapture", str(collection[0]), "--json", "-")
+    assert r.code == 0, r.err
+    payload = json.loads(r.out)
+    assert payload["models"] == 0 and payload["format"] == payload["format_before"]
+    assert "nothing to capture" in r.err
+
+
 def test_predict_without_a_predictor_says_how_to_make_one(cli):
     r = cli("predict", "zoo:mlp")
     assert r.code == 2 and r.err.count("\n") == 1
@@ -87,6 +95,7 @@ def test_a_predictor_from_another_machine_is_a_warning_naming_both(cli, trained,
     (["predictor", "collect", "--out", "d", "--budget", "nan"], "--budget must be a finite number"),
     (["predictor", "collect", "--out", "d", "--threads", "0"], "--threads must be distinct integers >= 1"),
     (["predictor", "train", "nowhere"], "collection nowhere: not found"),
+    (["predictor", "recapture", "nowhere"], "collection nowhere: no collection.json"),
     (["predictor", "train", ".", "--holdout", "1"], "--holdout must be in [0, 1)"),
 ])
 def test_bad_values_are_one_line_and_exit_2(cli, trained, args, message):

@@ -90,3 +90,24 @@ def test_a_model_that_cannot_be_captured_is_one_line_naming_the_construct():
     message = str(e.value)
     assert message.startswith("model 'dd' cannot be captured as an operator graph:")
     assert "data-dependent" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
+def test_a_recurrent_layer_carries_its_steps_layers_and_hidden_size(cell):
+    from fastslow.predict.capture import _features
+
+    base = len(_features([], 0, 0, 0, 0, 0, 0, False))
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = cell(8, 128, 2, batch_first=True, bidirectional=True)
+
+        def forward(self, x):  # noqa: ANN001, ANN201
+            return self.rnn(x)[0]
+
+    g = capture(Net().eval(), (torch.randn(1, 6, 8),))  # its initial state (4, 1, 128) is larger than its input
+    (node,) = [g.node_feat[i, base:] for i, n in enumerate(g.names) if n in ("lstm", "gru")]
+    log = lambda x, s: np.log2(1 + np.asarray(x, dtype=float)) / s  # noqa: E731
+    assert np.allclose(node[:4], log([0, 1, 6, 8], 16))  # the input (batch, steps, features), not the state
+    assert np.allclose(node[4:7], [log(6, 12), log(2, 4), log(128, 12)]) and node[7] == 1.0  # bidirectional

@@ -176,3 +176,67 @@ def test_ctrl_c_keeps_every_finished_model_and_the_next_run_continues(tmp_path):
                                                     min_samples=3), families=["mlp"], per_family=len(kept) + 1,
                     repeat_every=0, store=False)
     assert [s.name for s in again.samples] == [f"mlp-{len(kept)}"]
+
+
+def _as_format(folder, fmt: int, mangle: bool = False) -> None:
+    """Mark a collection and its files as of format `fmt` (its graphs zeroed when `mangle`)."""
+    manifest = json.loads((folder / "collection.json").read_text())
+    (folder / "collection.json").write_text(json.dumps({**manifest, "format": fmt}))
+    for path in (folder / "npz").glob("*.npz"):
+        with np.load(path, allow_pickle=False) as z:
+            arrays = dict(z.items())
+        arrays["meta"] = np.asarray(json.dumps({**json.loads(str(arrays["meta"])), "format": fmt}))
+        if mangle:
+            arrays["node_feat"] = np.zeros_like(arrays["node_feat"])
+            arrays["config_feat"] = np.zeros_like(arrays["config_feat"])
+        np.savez_compressed(path, **arrays)
+
+
+def test_recapture_rewrites_the_graphs_of_an_earlier_format_and_keeps_every_measurement(collection, tmp_path):
+    import shutil
+
+    from fastslow.predict.collect import recapture
+    from fastslow.predict.dataset import RECAPTURABLE
+
+    out, _, _ = collection
+    copy = tmp_path / "data"
+    shutil.copytree(out, copy)
+    _as_format(copy, RECAPTURABLE[-1], mangle=True)
+    with pytest.raises(UserError, match=f"is of format {RECAPTURABLE[-1]}, .*predictor recapture {copy}"):
+        load_collection(copy)
+    seen = []
+    result = recapture(copy, on_model=lambda name, i, n: seen.append((name, i, n)))
+    assert result.before == RECAPTURABLE[-1] and result.models == 4 and [n for _, _, n in seen] == [4] * 4
+    (_, before), (manifest, after) = load_collection(out), load_collection(copy)
+    assert manifest["format"] == FORMAT_VERSION
+    for a, b in zip(before, after, strict=True):
+        assert a.name == b.name and np.array_equal(a.graph.node_feat, b.graph.node_feat)  # captured as collected
+        assert np.array_equal(a.graph.config_feat, b.graph.config_feat)
+        assert np.array_equal(a.latency_s, b.latency_s) and np.array_equal(a.timed_s, b.timed_s)  # measurements kept
+        assert b.meta["format"] == FORMAT_VERSION
+    assert recapture(copy).models == 0  # up to date: nothing to do
+
+
+def test_recapture_refuses_what_it_cannot_bring_up_to_date(collection, tmp_path):
+    import shutil
+
+    from fastslow.predict.collect import recapture
+
+    out, _, _ = collection
+    copy = tmp_path / "data"
+    shutil.copytree(out, copy)
+    _as_format(copy, 2)  # measured differently (a session per batch size): only collecting again helps
+    with pytest.raises(UserError, match="is of format 2: its measurements were taken differently"):
+        recapture(copy)
+    _as_format(copy, 4)
+    path = copy / "npz" / "mlp-1.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = dict(z.items())
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.asarray(json.dumps({**meta, "params": {**meta["params"], "widths": [1]}}))
+    np.savez_compressed(path, **arrays)
+    with pytest.raises(UserError, match="mlp-1.npz: the corpus no longer draws the model that was measured"):
+        recapture(copy)
+    assert json.loads((copy / "collection.json").read_text())["format"] == 4  # left as it was
+    with pytest.raises(UserError, match="no collection.json"):
+        recapture(tmp_path / "nothing")
