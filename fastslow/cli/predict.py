@@ -120,7 +120,19 @@ def recapture(
     from fastslow.report import output
 
     output.check_output_path(json_out)
-    result = run(data, on_model=lambda name, i, n: say(f"{i}/{n} {name}"))
+    bar: dict[str, Any] = {}
+
+    def captured(name: str, i: int, n: int) -> None:
+        if "cm" not in bar:  # the count is known once the collection has been read
+            bar["cm"] = progress(n, "capturing")
+            bar["advance"] = bar["cm"].__enter__()
+        bar["advance"](f"capturing: {name}")
+
+    try:
+        result = run(data, on_model=captured)
+    finally:
+        if "cm" in bar:
+            bar["cm"].__exit__(None, None, None)
     if result.models:
         output.console.print(f"{data}: {result.models} models captured again in {result.seconds:.0f} s (format "
                              f"{result.before} -> {result.format}); their measurements are kept")

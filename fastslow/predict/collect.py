@@ -386,8 +386,6 @@ def collect(
     return result
 
 
-
-
 @dataclass
 class RecaptureResult:
     out: Path
