@@ -34,7 +34,7 @@ from fastslow.errors import Terminated, UserError, check_number, full_reason, pa
 from fastslow.measure.bench import Point
 from fastslow.measure.stats import Measurement
 from fastslow.measure.timer import TimerConfig, Workload, measure_interleaved
-from fastslow.predict.capture import capture
+from fastslow.predict.capture import OpGraph, capture
 from fastslow.predict.configs import BATCHES, RUNTIMES, THREADS, Config, Runners, configs_for
 from fastslow.predict.corpus import Sample, available_families, corpus
 from fastslow.predict.dataset import (
@@ -213,6 +213,12 @@ def _finished(db: ResultsStore) -> tuple[set[str], set[str]]:
     return failed, repeated
 
 
+def capture_sample(s: Sample, model: torch.nn.Module) -> OpGraph:
+    """A corpus model's graph as a collection stores it: captured at batch 1 (collect and
+    recapture both capture through here, so that a recaptured file is what collecting gives)."""
+    return capture(model, (torch.randn(1, *s.input_shape),), name=s.name)
+
+
 class _Collector:
     def __init__(self, out: Path, settings: CollectSettings, recorders: list[RunRecorder]) -> None:
         self.out, self.settings, self.recorders = out, settings, recorders
@@ -242,7 +248,7 @@ class _Collector:
         graph = None
         if not repeat:
             try:
-                graph = capture(model, (torch.randn(1, *s.input_shape),), name=s.name)
+                graph = capture_sample(s, model)
             except Exception as e:  # noqa: BLE001
                 return self.fail(s, "capture", str(e) if isinstance(e, UserError) else e, t0)
         configs = configs_for(model, s.input_shape, batches=self.settings.batches, threads=self.settings.threads,
@@ -433,7 +439,7 @@ def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | No
             raise UserError(f"{path}: the corpus no longer draws the model that was measured ({meta['name']}): "
                             "collect again into another --out")
         torch.manual_seed(s.seed)
-        graph = capture(s.build().eval(), (torch.randn(1, *s.input_shape),), name=s.name)
+        graph = capture_sample(s, s.build().eval())
         arrays.update(graph_arrays(graph, configs))
         arrays["meta"] = np.asarray(json.dumps({**meta, **graph_meta(graph)}))
         save_arrays(path, arrays)
