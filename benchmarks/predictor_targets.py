@@ -89,8 +89,10 @@ def main() -> None:
 
     print()
     table("held-out models of seen families", ev.held_out)
+    unseen = ev.families.get("unseen_operators", {})
     for family, by_method in ev.families["families"].items():
-        table(f"held-out family {family}", by_method)
+        note = f" (operators no other family has: {', '.join(unseen[family])})" if family in unseen else ""
+        table(f"held-out family {family}{note}", by_method)
     table("held-out families, pooled", ev.families["pooled"])
     n = ev.noise
     print(f"noise floor: {n['pairs']} repeated measurements, {100 * n['within_10']:.1f}% agree within ±10%, "

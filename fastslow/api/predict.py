@@ -41,7 +41,14 @@ from fastslow.predict.evaluate import (
     split_models,
 )
 from fastslow.predict.metrics import scores
-from fastslow.predict.predictor import Predictor, PredictorConfig, fit, predict_models, tile_graph_of
+from fastslow.predict.predictor import (
+    Predictor,
+    PredictorConfig,
+    fit,
+    predict_models,
+    tile_graph_of,
+    unseen_operators,
+)
 from fastslow.predict.reference import group_kind, relative
 from fastslow.store.db import Record, ResultsStore, StoreError, default_db_path
 from fastslow.store.recorder import Saved, open_store
@@ -246,6 +253,12 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
     t0 = time.perf_counter()
     graph = capture(model, (torch.zeros(1, *item_shape),), name=source.spec)
     capture_s = time.perf_counter() - t0
+    unseen = unseen_operators(p.info["operators"], graph) if "operators" in p.info else {}
+    if unseen:
+        listed = ", ".join(f"{op} ({n} node{'s' if n > 1 else ''})" for op, n in sorted(unseen.items()))
+        warnings.append(f"the predictor was never trained on some of this model's operators: {listed}; what it "
+                        "predicts for them is a guess, so expect large errors (collect models that have them, "
+                        "or check with --verify)")
     t0 = time.perf_counter()
     latency = p.predict([tile_graph_of(source.spec, graph, configs)], [costs_of(graph)], [configs], ("gnn",))["gnn"][0]
     predict_s = time.perf_counter() - t0
@@ -318,7 +331,7 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
     held = [m for m in models if m.name in set(p.info.get("held_out", []))]
     predicted = predict_models(p, held) if held else {}  # once, for the scores overall and per runtime
     held_scores = score_predictions(predicted, held)
-    lofo: dict[str, Any] = {"families": {}, "pooled": {}}
+    lofo: dict[str, Any] = {"families": {}, "pooled": {}, "unseen_operators": {}}
     if leave_family_out:
         cfg = PredictorConfig(**p.info["config"])
         lofo = leave_one_family_out(models, cfg, p.machine, families=families, device=device, on_fold=on_fold)

@@ -22,7 +22,7 @@ import numpy as np
 from fastslow.predict.configs import Config
 from fastslow.predict.dataset import MEASUREMENTS, ModelData
 from fastslow.predict.metrics import noise_floor, scores
-from fastslow.predict.predictor import METHODS, Predictor, PredictorConfig, fit, predict_models
+from fastslow.predict.predictor import METHODS, Predictor, PredictorConfig, fit, operators, predict_models
 
 
 def split_models(models: list[ModelData], holdout: float, seed: int = 0) -> tuple[list[ModelData], list[ModelData]]:
@@ -65,6 +65,7 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
     measured: list[np.ndarray] = []
     configs: list[list[Config]] = []
     per_family: dict[str, dict[str, Any]] = {}
+    unseen: dict[str, list[str]] = {}  # family -> operator kinds no other family has
     for i, family in enumerate(names):
         if on_fold:
             on_fold(family, i, len(names))
@@ -73,6 +74,7 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
         if not held or len(rest) < 2:
             continue
         predictor, _ = fit(rest, cfg, machine, device=device)
+        unseen[family] = sorted(operators([m.node_opcode for m in held]) - set(predictor.info["operators"]))
         predicted = predict_models(predictor, held)
         per_family[family] = {k: scores(predicted[k], [m.latency_s for m in held], [m.configs for m in held])
                               for k in METHODS}
@@ -81,7 +83,8 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
         measured += [m.latency_s for m in held]
         configs += [m.configs for m in held]
     return {"families": per_family,
-            "pooled": {k: scores(pooled[k], measured, configs) for k in METHODS} if measured else {}}
+            "pooled": {k: scores(pooled[k], measured, configs) for k in METHODS} if measured else {},
+            "unseen_operators": {f: ops for f, ops in unseen.items() if ops}}
 
 
 def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[str, float] | None = None

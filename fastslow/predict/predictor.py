@@ -27,7 +27,7 @@ import torch
 
 from fastslow.errors import UserError, check_number, one_line
 from fastslow.predict.baselines import BASELINES, Costs, costs_of
-from fastslow.predict.capture import OpGraph
+from fastslow.predict.capture import OPS, OpGraph
 from fastslow.predict.configs import Config
 from fastslow.predict.dataset import KIND, ModelData, pair_features
 from fastslow.tpugraphs.batching import GraphBank, Prepared, prepare, ranges
@@ -181,7 +181,28 @@ def fit(models: list[ModelData], cfg: PredictorConfig, machine: dict[str, Any], 
                  for name, kind in BASELINES.items()}
     network = result.model.cpu().eval()
     return Predictor(ranker, network, norm, baselines, machine,
-                     {"trained_on": [m.name for m in models], "history": result.history}), result
+                     {"trained_on": [m.name for m in models], "history": result.history,
+                      "operators": sorted(operators([m.node_opcode for m in models]))}), result
+
+
+def operators(opcodes: list[np.ndarray]) -> set[str]:
+    """The operator kinds (capture's vocabulary, `OPS`; "other" for kinds outside it) in some graphs."""
+    return {OPS[int(c)] for codes in opcodes for c in np.unique(codes) if int(c) < len(OPS)}
+
+
+def unseen_operators(trained: list[str], graph: OpGraph) -> dict[str, int]:
+    """{operator: nodes} of a graph's operators whose kind no training graph had: the network's
+    embedding for them was never trained, so what it predicts for them is a guess (on a 2-core
+    Xeon, the recurrent nets left out as a family, whose LSTM and GRU no other family has, had
+    none of their predictions within ±20%)."""
+    known = set(trained)
+    out: dict[str, int] = {}
+    for code, name in zip(graph.node_opcode, graph.names, strict=True):
+        kind = OPS[int(code)]
+        if kind not in known:
+            label = name if kind == "other" else kind  # an operator outside the vocabulary by its own name
+            out[label] = out.get(label, 0) + 1
+    return out
 
 
 def predict_models(predictor: Predictor, models: list[ModelData],

@@ -219,14 +219,20 @@ def predictor_scores_table(title: str, by_method: dict[str, dict[str, Any]]) -> 
     return t
 
 
-def family_scores_table(families: dict[str, dict[str, dict[str, Any]]]) -> Table:
-    """Leave one family out: per held-out family, each method's scores."""
+def family_scores_table(families: dict[str, dict[str, dict[str, Any]]],
+                        unseen: dict[str, list[str]] | None = None) -> Table:
+    """Leave one family out: per held-out family, each method's scores; under the table, the
+    operator kinds a family has that no other family had (the network never trained on them)."""
     t = _table("held-out families (trained on every other family)", ["family", "method", "models", *SCORE_COLUMNS],
                left=("family", "method"))
     for family, by_method in families.items():
         for i, (method, s) in enumerate(by_method.items()):
             t.add_row(family if i == 0 else "", PREDICTOR_METHODS.get(method, method), str(s["models"]),
                       *_score_cells(s))
+    if unseen:
+        t.caption = "operators no other family has: " + "; ".join(
+            f"{family}: {', '.join(ops)}" for family, ops in unseen.items())
+        t.caption_justify = "left"
     return t
 
 

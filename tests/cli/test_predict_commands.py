@@ -86,6 +86,34 @@ def test_a_predictor_from_another_machine_is_a_warning_naming_both(cli, trained,
     assert "warning" in r.err and "Elsewhere CPU 9000" in r.err and Predictor.load(folder).machine["cpu"] in r.err
 
 
+RECURRENT_FILE = """
+import torch
+
+class Tagger(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.GRU(8, 16, batch_first=True)
+        self.head = torch.nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0])
+"""
+
+
+def test_operators_the_predictor_never_trained_on_are_a_warning_naming_them(cli, trained):
+    folder, _ = trained  # trained on MLPs and squeeze-excite CNNs: no recurrent layer
+    open("tagger.py", "w").write(RECURRENT_FILE)
+    r = cli("predict", "tagger.py:Tagger", "--input", "1x6x8", "--predictor", str(folder), "--json", "-")
+    assert r.code == 0, r.err
+    warned = [w for w in json.loads(r.out)["warnings"] if "never trained on" in w]
+    assert len(warned) == 1 and "gru (1 node)" in warned[0], warned
+    assert "addmm" not in warned[0]  # its Linear head is an operator the MLPs have
+    assert "warning" in r.err and "gru (1 node)" in r.err
+    r = cli("predict", "zoo:mlp", "--predictor", str(folder), "--json", "-")
+    assert r.code == 0, r.err
+    assert not [w for w in json.loads(r.out)["warnings"] if "never trained on" in w]
+
+
 @pytest.mark.parametrize("args,message", [
     (["predict", "zoo:mlp", "--batches", "0"], "--batches must be >= 1"),
     (["predict", "zoo:mlp", "--batches", "x"], "--batches value 'x'"),
@@ -108,12 +136,16 @@ def test_bad_values_are_one_line_and_exit_2(cli, trained, args, message):
 
 def test_eval_scores_held_out_models_and_families_beside_the_noise_floor(cli, trained):
     folder, db = trained
-    r = cli("--db", str(db), "predictor", "eval", str(folder), "--families", "mlp", "--json", "e.json")
+    r = cli("--db", str(db), "predictor", "eval", str(folder), "--families", "cnn-se", "--json", "e.json")
     assert r.code == 0, r.err
     d = json.loads(open("e.json").read())
     assert set(d["held_out_models"]) == {"gnn", "roofline", "operator-sum"}
-    assert list(d["held_out_families"]["families"]) == ["mlp"]
+    assert list(d["held_out_families"]["families"]) == ["cnn-se"]
     assert d["held_out_families"]["pooled"]["gnn"]["models"] == 2
+    # trained on the MLPs alone, the CNNs' convolutions were never seen: the table says so
+    unseen = d["held_out_families"]["unseen_operators"]
+    assert list(unseen) == ["cnn-se"] and "convolution" in unseen["cnn-se"] and "addmm" not in unseen["cnn-se"]
+    assert "operators no other family has" in r.out and "convolution" in r.out
     assert d["noise_floor"]["pairs"] > 0 and 0 <= d["noise_floor"]["within_10"] <= 1
     # one measurement's noise is less than a pair's: the ceiling is never below the agreement of pairs
     assert d["noise_floor"]["within_10"] <= d["noise_floor"]["ceiling_10"] <= 1

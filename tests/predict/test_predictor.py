@@ -9,11 +9,12 @@ import torch
 
 from fastslow.errors import UserError
 from fastslow.predict.baselines import Costs, OperatorSum, RooflineRegression, kind_of
+from fastslow.predict.capture import OPS, capture
 from fastslow.predict.configs import Config
 from fastslow.predict.dataset import load_collection
 from fastslow.predict.evaluate import score_methods, split_models
 from fastslow.predict.metrics import noise_floor, scores
-from fastslow.predict.predictor import Predictor, PredictorConfig, fit, predict_models
+from fastslow.predict.predictor import Predictor, PredictorConfig, fit, operators, predict_models, unseen_operators
 from fastslow.tpugraphs.models import TileRanker
 
 
@@ -145,3 +146,22 @@ def test_the_ceiling_takes_one_measurements_noise_as_a_pairs_over_root_two():
     n = noise_floor([(1.0, 1.1 ** math.sqrt(2) - 1e-9), (1.0, 1.2)])
     assert n["within_10"] == 0.0 and n["ceiling_10"] == pytest.approx(0.5) and n["ceiling_20"] == 1.0
     assert math.isnan(noise_floor([])["ceiling_10"])
+
+
+class _Cumulative(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        return torch.relu(self.fc(x)).cumsum(-1)  # aten.cumsum is outside the operator vocabulary
+
+
+def test_unseen_operators_are_counted_by_kind_and_those_outside_the_vocabulary_by_name():
+    graph = capture(_Cumulative(), (torch.zeros(1, 8),))
+    kinds = {OPS[int(c)] for c in graph.node_opcode}
+    assert {"addmm", "relu", "other"} <= kinds
+    assert unseen_operators(sorted(kinds), graph) == {}
+    assert unseen_operators(["input", "addmm", "permute"], graph) == {"relu": 1, "cumsum": 1}  # Linear: permute, addmm
+    # the kinds a set of graphs holds, by the vocabulary's names
+    assert operators([graph.node_opcode]) == kinds
