@@ -181,6 +181,7 @@ class PredictResult:
     capture_s: float = 0.0
     predict_s: float = 0.0  # the prediction itself, once the graph is captured
     input_shape: tuple[int, ...] = ()
+    held_out: dict[str, Any] | None = None  # the network's scores on the predictor's held-out models
     saved: Saved | None = field(default=None, repr=False)
 
     @property
@@ -207,8 +208,8 @@ class PredictResult:
                     {"config": c.to_dict(), "latency_s": t, "timed_s": raw}
                     for (c, t), (_, raw) in zip(self.measured, self.timed or [], strict=True)],
                 "speed": self.speed,
-                "verification": self.verification(), "warnings": self.warnings, "capture_s": self.capture_s,
-                "predict_s": self.predict_s}
+                "verification": self.verification(), "held_out": self.held_out, "warnings": self.warnings,
+                "capture_s": self.capture_s, "predict_s": self.predict_s}
 
 
 def predict(source: str | ModelSource, *, predictor: str | Path | None = None, batches: list[int] | None = None,
@@ -263,7 +264,8 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
     latency = p.predict([tile_graph_of(source.spec, graph, configs)], [costs_of(graph)], [configs], ("gnn",))["gnn"][0]
     predict_s = time.perf_counter() - t0
     result = PredictResult(source.spec, here, str(path), list(zip(configs, map(float, latency), strict=True)),
-                           warnings=warnings, capture_s=capture_s, predict_s=predict_s, input_shape=tuple(shape))
+                           warnings=warnings, capture_s=capture_s, predict_s=predict_s, input_shape=tuple(shape),
+                           held_out=(p.info.get("held_out_scores") or {}).get("gnn"))
     if verify:
         others_cpu_percent(refresh=True)
         runners = Runners(model, item_shape)

@@ -275,6 +275,12 @@ def predict(
     line = (f"predicted best: {best.describe()}, {latency * 1e3:.3g} ms per call "
             f"(graph captured in {result.capture_s:.2f} s, predicted in {1e3 * result.predict_s:.0f} ms)")
     output.console.print(line)
+    if result.held_out:
+        h = result.held_out
+        output.console.print(f"how far to trust it: on {h['models']} held-out models of the families it was trained "
+                             f"on, {100 * h['within_10']:.0f}% of its predictions were within ±10% and "
+                             f"{100 * h['within_20']:.0f}% within ±20% of the measurement (`fastslow predictor eval` "
+                             "scores families it never saw)")
     s = result.verification()
     if result.speed is not None:
         output.console.print(f"the machine ran at {1 / result.speed:.2f}x the speed the predictor was measured at "

@@ -61,6 +61,10 @@ def test_predict_uses_the_newest_predictor_for_this_machine_and_gives_the_docume
     assert all(p["latency_s"] > 0 for p in d["predictions"])
     best = min(d["predictions"], key=lambda p: p["latency_s"])
     assert d["best"] == best and d["predict_s"] < 5
+    # how far to trust it: the network's scores on the predictor's own held-out models
+    held = Predictor.load(folder).info["held_out_scores"]["gnn"]
+    assert d["held_out"]["models"] == held["models"] == 2
+    assert (d["held_out"]["within_10"], d["held_out"]["within_20"]) == (held["within_10"], held["within_20"])
 
 
 def test_verify_measures_every_configuration_and_prints_the_error(cli, trained):
@@ -69,6 +73,7 @@ def test_verify_measures_every_configuration_and_prints_the_error(cli, trained):
             "--runtimes", "eager,int8-dynamic", "--verify", "--json", "out.json")
     assert r.code == 0, r.err
     assert "error" in r.out and "predicted best:" in r.out and "within ±10%" in r.out
+    assert "how far to trust it: on 2 held-out models" in r.out
     d = json.loads(open("out.json").read())
     assert len(d["measured"]) == len(d["predictions"]) == 4
     assert {json.dumps(m["config"], sort_keys=True) for m in d["measured"]} == {
