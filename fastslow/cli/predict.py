@@ -152,7 +152,7 @@ def train(
     minutes: Annotated[float | None, typer.Option(
         "--minutes", metavar="MIN", help="Stop training after this long.", show_default=False)] = None,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate of the one-cycle schedule.")] = 3e-3,
-    hidden: Annotated[int, typer.Option("--hidden")] = 64,
+    hidden: Annotated[int, typer.Option("--hidden", help="Width of the network (PredictorConfig.hidden).")] = 128,
     layers: Annotated[int, typer.Option("--layers")] = 3,
     batch_graphs: Annotated[int, typer.Option("--batch-graphs", help="Models per step.")] = 16,
     holdout: Annotated[float, typer.Option(
