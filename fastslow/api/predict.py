@@ -55,8 +55,8 @@ from fastslow.store.recorder import Saved, open_store
 
 TRAIN = "predictor train"
 # What a first predictor costs here, for the message that says there is none: a 20-minute
-# collection and 2-4 minutes of training (217 s on 170 models of a 30-minute collection, on
-# a 2-core Intel Xeon).
+# collection and 3-4 minutes of training (236 s for the 128-wide network on 176 models of a
+# 30-minute collection, on a 2-core Intel Xeon).
 FIRST_PREDICTOR = ("fastslow predictor collect --out predictor-data --minutes 20 && "
                    "fastslow predictor train predictor-data", 24)
 

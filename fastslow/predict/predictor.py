@@ -46,7 +46,7 @@ class PredictorConfig:
     model: str = "early-sage"  # early-sage, early-gcn, early-gat
     # 128 wide rather than 64: on a 30-minute collection's 47 held-out models (176 trained, three
     # seeds against two) within ±10% 54.8% against 53.9%, within ±20% 82.3% against 79.9%,
-    # RMSPE 18.7% against 20.0%, for 1.45x the training time.
+    # RMSPE 18.7% against 20.0%, for 1.45x the training time (one thread each, side by side).
     hidden: int = 128
     layers: int = 3
     epochs: int = 120
