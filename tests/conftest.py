@@ -64,6 +64,14 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
     return run
 
 
+def default_sigint() -> None:
+    """`preexec_fn` of a child that a test stops with Ctrl-C (SIGINT). A shell that runs a job in
+    the background (`make test &`, `nohup`) ignores SIGINT in it, every child inherits that, and
+    Python installs no KeyboardInterrupt handler where SIGINT starts out ignored: the child would
+    run to its end whatever the test sends. This gives the child the default disposition first."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def torchrun(args: list[str], cwd: Path, *, processes: int = 2, timeout_s: float = 240) -> str:
     """`torchrun --standalone -m fastslow ARGS...` on `processes` CPU processes; its stdout. On a
     hang, every process of the job dumps its Python stacks into the failure."""

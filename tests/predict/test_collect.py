@@ -29,7 +29,7 @@ from fastslow.predict.dataset import (
 from fastslow.predict.reference import group_kind
 from fastslow.store.db import ResultsStore
 from fastslow.tpugraphs.data import FileInfo, load_arrays
-from tests.conftest import SMALL
+from tests.conftest import SMALL, default_sigint
 
 
 def test_every_model_is_a_tile_file_the_tpugraphs_loader_reads(collection):
@@ -151,7 +151,8 @@ def test_ctrl_c_keeps_every_finished_model_and_the_next_run_continues(tmp_path):
     cmd = [sys.executable, "-m", "fastslow", "predictor", "collect", "--out", str(tmp_path / "d"), "--families",
            "mlp", "--per-family", "40", "--batches", "1", "--threads", "1", "--runtimes", "eager",
            "--budget", "0.01", "--min-samples", "3", "--repeat-every", "0"]
-    job = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while len(list((tmp_path / "d" / "npz").glob("*.npz"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -19,7 +19,7 @@ from fastslow.api.measure import bench_from_record
 from fastslow.errors import UserError
 from fastslow.measure.bench import ModelSource, RunSettings
 from fastslow.store.db import SCHEMA_VERSION, Record, ResultsStore, StoreError, parse_since
-from tests.conftest import FAST, FAST_CLI
+from tests.conftest import FAST, FAST_CLI, default_sigint
 
 FASTSLOW = [sys.executable, "-m", "fastslow"]
 # A sweep long enough to be stopped halfway: each point is timed for about 0.3 s.
@@ -29,7 +29,7 @@ LONG_SWEEP = ["bench", "zoo:mlp", "--sweep", "B=1..4096", "--min-time", "0.3", "
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "FASTSLOW_DB": str(tmp_path / "r.db"), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([*FASTSLOW, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
 def _points_stored(db: Path) -> int:
