@@ -277,10 +277,9 @@ def predict(
     output.console.print(line)
     if result.held_out:
         h = result.held_out
-        output.console.print(f"how far to trust it: on {h['models']} held-out models of the families it was trained "
-                             f"on, {100 * h['within_10']:.0f}% of its predictions were within ±10% and "
-                             f"{100 * h['within_20']:.0f}% within ±20% of the measurement (`fastslow predictor eval` "
-                             "scores families it never saw)")
+        output.console.print(f"how far to trust it: for {h['models']} held-out models of its families, "
+                             f"{100 * h['within_10']:.0f}% of its predictions were within ±10%, "
+                             f"{100 * h['within_20']:.0f}% within ±20% (`predictor eval` scores unseen families)")
     s = result.verification()
     if result.speed is not None:
         output.console.print(f"the machine ran at {1 / result.speed:.2f}x the speed the predictor was measured at "

@@ -73,7 +73,7 @@ def test_verify_measures_every_configuration_and_prints_the_error(cli, trained):
             "--runtimes", "eager,int8-dynamic", "--verify", "--json", "out.json")
     assert r.code == 0, r.err
     assert "error" in r.out and "predicted best:" in r.out and "within ±10%" in r.out
-    assert "how far to trust it: on 2 held-out models" in r.out
+    assert "how far to trust it: for 2 held-out models of its families" in r.out
     d = json.loads(open("out.json").read())
     assert len(d["measured"]) == len(d["predictions"]) == 4
     assert {json.dumps(m["config"], sort_keys=True) for m in d["measured"]} == {
