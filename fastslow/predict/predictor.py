@@ -197,7 +197,7 @@ def unseen_operators(trained: list[str], graph: OpGraph) -> dict[str, int]:
     """{operator: nodes} of a graph's operators whose kind no training graph had: the network's
     embedding for them was never trained, so what it predicts for them is a guess (on a 2-core
     Xeon, the recurrent nets left out as a family, whose LSTM and GRU no other family has, had
-    none of their predictions within ±20%)."""
+    12% of their predictions within ±20%, against 52% over every family left out in turn)."""
     known = set(trained)
     out: dict[str, int] = {}
     for code, name in zip(graph.node_opcode, graph.names, strict=True):
