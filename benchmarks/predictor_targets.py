@@ -89,7 +89,7 @@ def main() -> None:
 
     print()
     table("held-out models of seen families", ev.held_out)
-    unseen = ev.families.get("unseen_operators", {})
+    unseen = ev.families["unseen_operators"]
     for family, by_method in ev.families["families"].items():
         note = f" (operators no other family has: {', '.join(unseen[family])})" if family in unseen else ""
         table(f"held-out family {family}{note}", by_method)

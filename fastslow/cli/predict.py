@@ -221,7 +221,7 @@ def eval_cmd(
         output.console.print(tables.runtime_scores_table(result.by_runtime, result.noise.get("by_runtime", {})))
     if result.families.get("families"):
         output.console.print(tables.family_scores_table(result.families["families"],
-                                                        result.families.get("unseen_operators")))
+                                                        result.families["unseen_operators"]))
         output.console.print(tables.predictor_scores_table("held-out families, pooled", result.families["pooled"]))
     output.console.print(tables.noise_table(result.noise))
     payload = result.to_dict()

@@ -189,7 +189,9 @@ def fit(models: list[ModelData], cfg: PredictorConfig, machine: dict[str, Any], 
 
 
 def operators(opcodes: list[np.ndarray]) -> set[str]:
-    """The operator kinds (capture's vocabulary, `OPS`; "other" for kinds outside it) in some graphs."""
+    """The operator kinds (capture's vocabulary, `OPS`; "other" for kinds outside it) in some graphs.
+    A code past the vocabulary (a file the loader accepted, written by no version of the capture)
+    names no kind and is left out."""
     return {OPS[int(c)] for codes in opcodes for c in np.unique(codes) if int(c) < len(OPS)}
 
 
