@@ -45,6 +45,7 @@ from fastslow.predict.predictor import (
     Predictor,
     PredictorConfig,
     fit,
+    outside_sizes,
     predict_models,
     tile_graph_of,
     unseen_operators,
@@ -260,6 +261,10 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
         warnings.append(f"the predictor was never trained on some of this model's operators: {listed}; what it "
                         "predicts for them is a guess, so expect large errors (collect models that have them, "
                         "or check with --verify)")
+    larger = outside_sizes(p.info["size_range"], costs_of(graph)) if "size_range" in p.info else []
+    if larger:
+        warnings.append(f"this model is outside the sizes the predictor was trained on: {'; '.join(larger)}; its "
+                        "predictions extrapolate, so expect larger errors (check them with --verify)")
     t0 = time.perf_counter()
     latency = p.predict([tile_graph_of(source.spec, graph, configs)], [costs_of(graph)], [configs], ("gnn",))["gnn"][0]
     predict_s = time.perf_counter() - t0
@@ -335,7 +340,7 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
     held_scores = score_predictions(predicted, held)
     lofo: dict[str, Any] = {"families": {}, "pooled": {}, "unseen_operators": {}}
     if leave_family_out:
-        cfg = PredictorConfig(**p.info["config"])
+        cfg = PredictorConfig(**{"readout": "sum", **p.info["config"]})  # predictors before the roofline: a sum
         lofo = leave_one_family_out(models, cfg, p.machine, families=families, device=device, on_fold=on_fold)
     result = EvalRun(str(run), held_scores, lofo, noise(collection, models, manifest["reference_s"]),
                      time.perf_counter() - t0, scores_by_runtime(predicted, held))

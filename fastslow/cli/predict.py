@@ -154,6 +154,9 @@ def train(
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate of the one-cycle schedule.")] = 3e-3,
     hidden: Annotated[int, typer.Option("--hidden", help="Width of the network (PredictorConfig.hidden).")] = 128,
     layers: Annotated[int, typer.Option("--layers")] = 3,
+    readout: Annotated[str, typer.Option(
+        "--readout", help="roofline (each operator's time from its FLOPs and bytes at learned rates) or sum (each "
+                          "operator's time learned outright).")] = "roofline",
     batch_graphs: Annotated[int, typer.Option("--batch-graphs", help="Models per step.")] = 16,
     holdout: Annotated[float, typer.Option(
         "--holdout", help="Share of each family's models kept out of training and scored.")] = 0.2,
@@ -171,7 +174,8 @@ def train(
     from fastslow.predict.predictor import PredictorConfig
     from fastslow.report import output, tables
 
-    cfg = PredictorConfig(model, hidden, layers, epochs, lr, batch_graphs, seed=seed, minutes=minutes)
+    cfg = PredictorConfig(model=model, hidden=hidden, layers=layers, epochs=epochs, lr=lr, batch_graphs=batch_graphs,
+                          seed=seed, minutes=minutes, readout=readout)
     output.check_output_path(json_out)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     with progress(epochs, "training") as advance:

@@ -57,6 +57,9 @@ OPS = (
 OPCODE = {name: i for i, name in enumerate(OPS)}
 RECURRENT = ("lstm", "gru")  # kept whole by the capture (see _decompositions)
 NODE_FEATS = 24
+# Where a node's features hold its work, as (column, scale) of log_feature: what the roofline
+# readout reads (fastslow.tpugraphs.models). `_features` puts them there.
+WORK_COLUMNS = {"flops": (0, 48), "bytes": (1, 48), "weight_bytes": (12, 40)}
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 

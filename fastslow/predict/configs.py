@@ -23,6 +23,7 @@ from fastslow.errors import UserError, param_error
 
 RUNTIMES = ("eager", "onnx", "int8-dynamic")
 CONFIG_FEATS = 7
+BATCH_COLUMN = (0, 8)  # the batch size's (column, scale) in `Config.features`: log2(batch) / 8
 BATCHES = (1, 4, 16)
 THREADS = (1, 2)
 

@@ -10,7 +10,12 @@ weights. Opcodes are embedded. A model outputs one score per (graph, config) pai
 predicted cost, lower is faster. The readout is either pooled (mean and max over the nodes,
 then an MLP: a score) or a sum (early join only): every node predicts its own log cost and
 the pair's score is the log of their sum (a logsumexp over its nodes), which is how a run's
-time is made (one operator after another) and what fastslow.predict uses for latency.
+time is made (one operator after another). The roofline readout (early join, graphs whose
+features carry each node's FLOPs and bytes: fastslow.predict's latency graphs) is a sum whose
+nodes predict, rather than their cost, three rates: a fixed time, a time per FLOP and a time
+per byte, and cost the soft maximum of the fixed time, FLOPs x time per FLOP and bytes x time
+per byte. A node's cost then grows with its FLOPs and bytes by construction, also past the
+largest the network was trained on, where a learned cost has nothing to go by.
 
 GraphSAGE layers are computed here rather than by PyG's SAGEConv: a batch's mean
 aggregation over producers and over consumers is one sparse (CSR) product with a
@@ -24,6 +29,7 @@ against 3.5 ms per layer, 2 CPU threads). GCN and GAT layers are PyG's.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +43,11 @@ from fastslow.errors import UserError, param_error
 from fastslow.registry import Registry
 from fastslow.tpugraphs.data import LAYOUT_CONFIG_FEATS, NODE_FEATS, TILE_CONFIG_FEATS
 
-READOUTS = ("pool", "sum")
+READOUTS = ("pool", "sum", "roofline")
+SUMMED = ("sum", "roofline")  # readouts that sum per-node costs (early join only)
+# Where the roofline readout reads a node's work and a pair's batch size: for each, a feature
+# column and the affine map from the feature, as the network sees it, to log2(1 + amount).
+ROOFLINE_KEYS = ("flops", "bytes", "weight_bytes", "batch")  # batch: a configuration column
 
 OPCODES = 256  # node_opcode is uint8
 
@@ -144,7 +154,8 @@ class SAGELayer(nn.Module):
 class TileRanker(nn.Module):
     def __init__(self, model: str = "early-sage", hidden: int = 64, layers: int = 3, opcode_dim: int = 16,
                  bidirectional: bool = True, layout: bool = False, *, node_feats: int = NODE_FEATS,
-                 config_feats: int | None = None, readout: str = "pool") -> None:
+                 config_feats: int | None = None, readout: str = "pool",
+                 roofline: dict[str, list[float]] | None = None) -> None:
         super().__init__()
         spec = RANKERS.get(model)
         early = ", ".join(n for n, s in RANKERS.items() if s.early)
@@ -153,9 +164,12 @@ class TileRanker(nn.Module):
                                        f"joined early ({early})")
         if readout not in READOUTS:
             raise param_error("readout", f"value '{readout}' is unknown (known: {', '.join(READOUTS)})")
-        if readout == "sum" and not spec.early:
-            raise param_error("model", f"value '{model}': a sum readout needs each node to see the configuration, "
-                                       f"so it must be joined early ({early})")
+        if readout in SUMMED and not spec.early:
+            raise param_error("model", f"value '{model}': a {readout} readout needs each node to see the "
+                                       f"configuration, so it must be joined early ({early})")
+        if (readout == "roofline") != (roofline is not None) or (roofline and set(roofline) != set(ROOFLINE_KEYS)):
+            raise param_error("roofline", "a roofline readout needs the columns of FLOPs, bytes, weight bytes and "
+                                          f"batch size ({', '.join(ROOFLINE_KEYS)}), and no other readout takes them")
         if layers < 1 or hidden < 1:
             raise UserError(f"'layers' and 'hidden' must be >= 1 (got {layers}, {hidden})")
         conv = spec.conv
@@ -179,12 +193,39 @@ class TileRanker(nn.Module):
         # pair pays only for its configuration's part (the same function, a third of the work).
         self.head_graph = nn.Linear(2 * hidden, hidden) if readout == "pool" else nn.Linear(hidden, hidden)
         self.head_config = None if self.early else nn.Linear(hidden, hidden, bias=False)
-        self.head_out = nn.Linear(hidden, 1)
+        self.head_out = nn.Linear(hidden, 3 if readout == "roofline" else 1)
+        self.roofline = roofline
+        if roofline:
+            with torch.no_grad():
+                self.head_out.weight.mul_(0.1)  # start near the rates the bias sets (init_output)
 
     def reset_parameters(self) -> None:
         for m in self.modules():
             if m is not self and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
+
+    def init_output(self, log_cost: float) -> None:
+        """Start the output at a typical per-node log cost (a sum readout) or, for the roofline
+        readout, a fixed time of that size, 55 GFLOP/s and 20 GB/s (in the log nanoseconds the
+        latency predictor learns); for the pooled readout, at a typical score."""
+        with torch.no_grad():
+            if self.readout == "roofline":
+                self.head_out.bias.copy_(torch.tensor([log_cost, -4.0, -3.0]))
+            else:
+                self.head_out.bias.fill_(log_cost)
+
+    def _log_work(self, b: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per node copy: ln(1 + FLOPs) per item, and ln(1 + bytes moved per item) at its pair's
+        batch size (the weights read once per call, the rest per item)."""
+        def log2_amount(x: torch.Tensor, key: str) -> torch.Tensor:
+            column, scale, shift = self.roofline[key]
+            return x[:, int(column)] * scale + shift
+
+        x = b.x if b.node_copy is None else b.x.index_select(0, b.node_copy)
+        flops = log2_amount(x, "flops") * math.log(2)
+        moved, weight = (torch.exp2(log2_amount(x, k)) - 1 for k in ("bytes", "weight_bytes"))
+        batch = torch.exp2(log2_amount(b.config, "batch")).index_select(0, b.node_group)
+        return flops, torch.log1p((moved - weight).clamp_min(0) + weight.clamp_min(0) / batch)
 
     def forward(self, b: PairBatch) -> torch.Tensor:
         # Rows are gathered with index_select, not x[index]: on CPU the backward of the first
@@ -211,8 +252,13 @@ class TileRanker(nn.Module):
                 if self.backward_convs is not None:
                     m = m + self.backward_convs[i](h, reverse)
             h = self.norms[i](h + torch.relu(m))
-        if self.readout == "sum":  # each node's log cost; the pair's is the log of their sum
-            node = self.head_out(torch.relu(self.head_graph(h))).squeeze(-1)
+        if self.readout in SUMMED:  # each node's log cost; the pair's is the log of their sum
+            node = self.head_out(torch.relu(self.head_graph(h)))
+            if self.roofline:  # the soft maximum of a fixed time, FLOPs x time per FLOP, bytes x time per byte
+                flops, moved = self._log_work(b)
+                node = torch.logsumexp(node + torch.stack([torch.zeros_like(flops), flops, moved], -1), -1)
+            else:
+                node = node.squeeze(-1)
             top = scatter(node.detach(), b.node_group, 0, dim_size=b.n_groups, reduce="max")
             total = scatter((node - top.index_select(0, b.node_group)).exp(), b.node_group, 0, dim_size=b.n_groups,
                             reduce="sum")

@@ -46,7 +46,8 @@ class RankerConfig:
     seed: int = 0
     data: str = ""  # where the data came from (recorded for eval and predict)
     layout_hops: int = 0  # layout: crop each graph to nodes this near a configurable node (0: whole graph)
-    readout: str = "pool"  # "pool" (mean and max, then an MLP) or "sum" (per-node log costs, summed)
+    readout: str = "pool"  # "pool" (mean and max, then an MLP), "sum" (per-node log costs, summed), "roofline"
+    roofline: dict[str, list[float]] | None = None  # the roofline readout's columns (see models.ROOFLINE_KEYS)
 
     def __post_init__(self) -> None:
         # TpuGraphs' collections, and the graph kinds registered beside them (each its own collection)
@@ -76,7 +77,8 @@ class RankerConfig:
         """The untrained model this configuration describes, sized to its collection's features."""
         schema = SCHEMAS.get(self.collection.split(":")[0])
         return TileRanker(self.model, self.hidden, self.layers, bidirectional=self.bidirectional, layout=self.layout,
-                          node_feats=schema.node_feats, config_feats=schema.config_feats, readout=self.readout)
+                          node_feats=schema.node_feats, config_feats=schema.config_feats, readout=self.readout,
+                          roofline=self.roofline)
 
 
 @torch.no_grad()
@@ -144,8 +146,7 @@ def train(cfg: RankerConfig, train_graphs: list[Prepared], valid_graphs: list[Pr
     torch.manual_seed(cfg.seed)
     model = cfg.build()
     if init_bias is not None:
-        with torch.no_grad():
-            model.head_out.bias.fill_(init_bias)
+        model.init_output(init_bias)
     model = model.to(dev)
     trained = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
                if world > 1 else model)

@@ -119,6 +119,44 @@ def test_operators_the_predictor_never_trained_on_are_a_warning_naming_them(cli,
     assert not [w for w in json.loads(r.out)["warnings"] if "never trained on" in w]
 
 
+LARGE_FILE = """
+import torch
+
+class Large(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(),
+                                        torch.nn.Conv2d(64, 64, 3, padding=1))
+
+    def forward(self, x):
+        return self.body(x)
+"""
+
+
+def test_a_model_larger_than_any_the_predictor_trained_on_is_a_warning_naming_its_size(cli, trained):
+    from fastslow.measure.bench import ModelSource
+    from fastslow.predict.capture import capture
+
+    folder, _ = trained
+    open("large.py", "w").write(LARGE_FILE)
+    largest = Predictor.load(folder).info["size_range"]["flops"][1]
+    model = ModelSource("large.py:Large", ["1x3x128x128"]).resolve()[0].model.eval()
+    flops = capture(model, (torch.zeros(1, 3, 128, 128),)).flops
+    assert flops > 10 * largest  # the premise: far past the trained sizes
+    r = cli("predict", "large.py:Large", "--input", "1x3x128x128", "--predictor", str(folder), "--json", "-")
+    assert r.code == 0, r.err
+    warned = [w for w in json.loads(r.out)["warnings"] if "outside the sizes" in w]
+    assert len(warned) == 1 and f"{flops / 1e9:.3g} GFLOPs per item (its models: " in warned[0], warned
+    assert "extrapolate" in warned[0] and "warning" in r.err and "GFLOPs per item" in r.err
+    # a predictor from before sizes were recorded says nothing rather than something false
+    ckpt = torch.load(folder / "predictor.pt", weights_only=True)
+    del ckpt["info"]["size_range"]
+    torch.save(ckpt, "older.pt")
+    r = cli("predict", "large.py:Large", "--input", "1x3x128x128", "--predictor", "older.pt", "--json", "-")
+    assert r.code == 0, r.err
+    assert not [w for w in json.loads(r.out)["warnings"] if "outside the sizes" in w]
+
+
 @pytest.mark.parametrize("args,message", [
     (["predict", "zoo:mlp", "--batches", "0"], "--batches must be >= 1"),
     (["predict", "zoo:mlp", "--batches", "x"], "--batches value 'x'"),

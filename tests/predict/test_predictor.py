@@ -8,13 +8,22 @@ import pytest
 import torch
 
 from fastslow.errors import UserError
-from fastslow.predict.baselines import Costs, OperatorSum, RooflineRegression, kind_of
+from fastslow.predict.baselines import Costs, OperatorSum, RooflineRegression, costs_of, kind_of
 from fastslow.predict.capture import OPS, capture
 from fastslow.predict.configs import Config
 from fastslow.predict.dataset import load_collection
 from fastslow.predict.evaluate import score_methods, split_models
 from fastslow.predict.metrics import noise_floor, scores
-from fastslow.predict.predictor import Predictor, PredictorConfig, fit, operators, predict_models, unseen_operators
+from fastslow.predict.predictor import (
+    Predictor,
+    PredictorConfig,
+    fit,
+    operators,
+    outside_sizes,
+    predict_models,
+    size_range,
+    unseen_operators,
+)
 from fastslow.tpugraphs.models import TileRanker
 
 
@@ -79,6 +88,43 @@ def test_the_sum_readout_is_the_log_of_the_summed_operator_times():
         TileRanker("late-sage", readout="sum")
 
 
+def test_the_roofline_readout_costs_each_operator_by_its_own_flops_and_bytes():
+    """With the rates fixed (the output layer's weights zero), a model's predicted time is the sum
+    over its operators of a fixed time, FLOPs x time per FLOP and bytes x time per byte, with
+    the weights read once per call: the readout reads each node's work from the right columns
+    through the feature normalisation, and counts it in the predictor's units."""
+    from fastslow.predict.capture import WORK_COLUMNS
+    from fastslow.predict.predictor import tile_graph_of
+    from fastslow.tpugraphs.features import TileNormalizer
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8 * 14 * 14, 10))
+    graph = capture(model.eval(), (torch.zeros(1, 3, 16, 16),))
+    for key, (column, scale) in WORK_COLUMNS.items():  # the columns hold what the graph's costs say
+        amount = {"flops": graph.node_flops, "bytes": graph.node_bytes, "weight_bytes": graph.node_weight_bytes}[key]
+        assert np.allclose(2 ** (graph.node_feat[:, column].astype(np.float64) * scale) - 1, amount, rtol=1e-4)
+    configs = [Config(b, 1, False, "eager") for b in (1, 4, 16)]
+    tile = tile_graph_of("m", graph, configs)
+    norm = TileNormalizer.fit([tile, tile_graph_of("n", capture(torch.nn.Linear(4, 4).eval(), (torch.zeros(1, 4),)),
+                                                   configs)], squash_first=False)
+    ranker = PredictorConfig(hidden=8, layers=1).ranker(norm)
+    net = ranker.build().eval()
+    rates = torch.tensor([2.0, -3.0, -1.5])  # ln ns: a fixed time, per FLOP, per byte
+    with torch.no_grad():
+        net.head_out.weight.zero_()
+        net.head_out.bias.copy_(rates)
+    predictor = Predictor(ranker, net, norm, {}, {})
+    got = predictor.predict([tile], [costs_of(graph)], [configs], ("gnn",))["gnn"][0]
+    fixed, per_flop, per_byte = rates.double().exp().tolist()
+    activations = np.maximum(graph.node_bytes - graph.node_weight_bytes, 0)
+    for c, seconds in zip(configs, got, strict=True):
+        per_item_ns = (fixed + (1 + graph.node_flops) * per_flop
+                       + (1 + activations + graph.node_weight_bytes / c.batch) * per_byte).sum()
+        assert seconds == pytest.approx(per_item_ns * c.batch * 1e-9, rel=1e-3)
+    with pytest.raises(UserError, match="roofline readout needs the columns"):
+        TileRanker("early-sage", readout="roofline")
+
+
 def test_a_trained_predictor_saves_loads_and_predicts_the_same(collection, tmp_path):
     out, _, _ = collection
     manifest, models = load_collection(out)
@@ -95,7 +141,7 @@ def test_a_trained_predictor_saves_loads_and_predicts_the_same(collection, tmp_p
     torch.save({"kind": "something else"}, path)
     with pytest.raises(UserError, match="not a fastslow latency predictor"):
         Predictor.load(path)
-    with pytest.raises(UserError, match="a sum readout needs each node to see the configuration"):
+    with pytest.raises(UserError, match="a roofline readout needs each node to see the configuration"):
         PredictorConfig(model="late-sage")
 
 
@@ -165,3 +211,22 @@ def test_unseen_operators_are_counted_by_kind_and_those_outside_the_vocabulary_b
     assert unseen_operators(["input", "addmm", "permute"], graph) == {"relu": 1, "cumsum": 1}  # Linear: permute, addmm
     # the kinds a set of graphs holds, by the vocabulary's names
     assert operators([graph.node_opcode]) == kinds
+
+
+def test_a_model_outside_the_trained_sizes_is_named_with_its_size_and_the_range():
+    def mlp(width: int) -> Costs:
+        return costs_of(capture(torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU()),
+                                (torch.zeros(1, width),)))
+
+    small, large = mlp(16), mlp(64)
+    trained = size_range([small, large])
+    flops = [float(c.flops.sum()) for c in (small, large)]
+    assert trained["flops"] == flops and trained["bytes"] == [float(c.bytes.sum()) for c in (small, large)]
+    assert outside_sizes(trained, mlp(32)) == [] and outside_sizes(trained, mlp(64)) == []
+    huge = mlp(512)  # 64x the FLOPs of the largest
+    said = outside_sizes(trained, huge)
+    assert said[0] == f"{huge.flops.sum() / 1e3:.3g} kFLOPs per item (its models: {flops[0]:.3g} FLOPs to " \
+                      f"{flops[1] / 1e3:.3g} kFLOPs)"
+    assert len(said) == 2 and " MiB moved per item (its models: " in said[1] and said[1].endswith(" KiB)")
+    tiny = outside_sizes(trained, mlp(4))  # smaller than half the smallest is outside too
+    assert tiny and "FLOPs per item" in tiny[0]
