@@ -33,6 +33,17 @@ def test_train_prints_the_three_methods_side_by_side_and_its_json_is_pure(cli, c
     assert json.loads((tmp_path / "p" / "metrics.json").read_text())["fingerprint"] == payload["fingerprint"]
 
 
+def test_train_takes_the_readout_and_the_predictor_keeps_it(cli, collection, tmp_path):
+    for readout in ("sum", "roofline"):
+        r = cli("predictor", "train", str(collection[0]), "--out", readout, "--epochs", "2", "--hidden", "8",
+                "--readout", readout)
+        assert r.code == 0, r.err
+        p = Predictor.load(tmp_path / readout)
+        assert p.ranker.readout == readout and p.info["config"]["readout"] == readout
+        assert (p.ranker.roofline is not None) == (readout == "roofline")
+        assert p.network.head_out.out_features == (3 if readout == "roofline" else 1)
+
+
 def test_recapture_of_an_up_to_date_collection_says_so_and_its_json_is_pure(cli, collection):
     r = cli("predictor", "recapture", str(collection[0]), "--json", "-")
     assert r.code == 0, r.err
@@ -166,6 +177,7 @@ def test_a_model_larger_than_any_the_predictor_trained_on_is_a_warning_naming_it
     (["predictor", "collect", "--out", "d", "--budget", "nan"], "--budget must be a finite number"),
     (["predictor", "collect", "--out", "d", "--threads", "0"], "--threads must be distinct integers >= 1"),
     (["predictor", "train", "nowhere"], "collection nowhere: not found"),
+    (["predictor", "train", "nowhere", "--readout", "max"], "--readout value 'max' is unknown (known: sum, roofline)"),
     (["predictor", "recapture", "nowhere"], "collection nowhere: no collection.json"),
     (["predictor", "train", ".", "--holdout", "1"], "--holdout must be in [0, 1)"),
 ])
