@@ -9,10 +9,11 @@ times), so a deeper model is slower for the reason it really is. With the roofli
 default), an operator predicts not its time but three rates, a fixed time, a time per FLOP and a
 time per byte, and its time is the soft maximum of the fixed time and its own FLOPs and bytes
 (per item, the weights' bytes shared by the batch) at those rates; with the sum readout it
-predicts its time outright. On held-out models of the sizes it trained on the two score alike;
-past them the roofline extrapolates and the sum saturates (see `PredictorConfig.readout`). The
-loss is the squared error of the log time per item plus a ListMLE term across each model's
-configurations (`log-mse+listmle`): right values, and above all the right order of configurations.
+predicts its time outright. On held-out models of the sizes it trained on the two score within
+about two points; past them the roofline extrapolates and the sum levels off (see
+`PredictorConfig.readout`). The loss is the squared error of the log time per item plus a
+ListMLE term across each model's configurations (`log-mse+listmle`): right values, and above
+all the right order of configurations.
 
 A checkpoint is one file of tensors, lists and numbers (loaded with weights_only=True): the
 network, its feature normalisation, both baselines, the machine it was measured on, the
@@ -63,12 +64,12 @@ class PredictorConfig:
     loss: str = "log-mse+listmle"
     seed: int = 0
     minutes: float | None = None  # stop training after this long, whatever the epochs
-    # "roofline" or "sum" (the module's docstring). Roofline, against sum, 128 wide, on a 30-minute
-    # collection (one thread each): 47 held-out models of the trained sizes, within ±10% / ±20%
-    # 53.4% / 78.3% against 56.2% / 82.7% (seed 0); trained on the 138 models under 10 MFLOPs and
-    # scored on the 60 over 20 MFLOPs, Kendall tau 0.848 against 0.638 and the predicted best
-    # within 5% for 88% of models against 80%; ResNet-18 at 224x224 (19x the largest model's
-    # FLOPs) 8 of 12 configurations within ±20% against none (the sum predicted 44-74% too fast).
+    # "roofline" or "sum" (the module's docstring). Roofline against sum, 128 wide, on a 30-minute
+    # collection (one thread, the same split): on 47 held-out models of the trained sizes, within
+    # ±10% 53.4-53.5% against 52.8-56.2% (seeds); trained on the models under 10 MFLOPs and scored
+    # on those over 20 MFLOPs, Kendall tau 0.85-0.87 against 0.64-0.70 and the predicted best within
+    # 5% for 88-95% of models against 80-85%; on 9 torchvision and timm models at 224x224, 63% of
+    # predictions within ±20% against 52%.
     readout: str = "roofline"
 
     def __post_init__(self) -> None:
