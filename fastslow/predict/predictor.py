@@ -9,8 +9,8 @@ times), so a deeper model is slower for the reason it really is. With the roofli
 default), an operator predicts not its time but three rates, a fixed time, a time per FLOP and a
 time per byte, and its time is the soft maximum of the fixed time and its own FLOPs and bytes
 (per item, the weights' bytes shared by the batch) at those rates; with the sum readout it
-predicts its time outright. On held-out models of the sizes it trained on the two score within
-about two points; past them the roofline extrapolates and the sum levels off (see
+predicts its time outright. On held-out models of the sizes it trained on the two score
+alike; past them the roofline extrapolates and the sum levels off (see
 `PredictorConfig.readout`). The loss is the squared error of the log time per item plus a
 ListMLE term across each model's configurations (`log-mse+listmle`): right values, and above
 all the right order of configurations.
@@ -66,10 +66,10 @@ class PredictorConfig:
     minutes: float | None = None  # stop training after this long, whatever the epochs
     # "roofline" or "sum" (the module's docstring). Roofline against sum, 128 wide, on a 30-minute
     # collection (one thread, the same split): on 47 held-out models of the trained sizes, within
-    # ±10% 53.4-53.5% against 52.8-56.2% (seeds); trained on the models under 10 MFLOPs and scored
-    # on those over 20 MFLOPs, Kendall tau 0.85-0.87 against 0.64-0.70 and the predicted best within
-    # 5% for 88-95% of models against 80-85%; on 9 torchvision and timm models at 224x224, 63% of
-    # predictions within ±20% against 52%.
+    # ±10% 53.4-56.2% against 52.8-56.2% (three seeds each); trained on the models under 10 MFLOPs
+    # and scored on those over 20 MFLOPs, Kendall tau 0.85-0.87 against 0.64-0.70 and the predicted
+    # best within 5% for 88-95% of models against 80-85%; on 9 torchvision and timm models at
+    # 224x224, 63% of predictions within ±20% against 52%.
     readout: str = "roofline"
 
     def __post_init__(self) -> None:
