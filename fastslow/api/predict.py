@@ -261,12 +261,13 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
         warnings.append(f"the predictor was never trained on some of this model's operators: {listed}; what it "
                         "predicts for them is a guess, so expect large errors (collect models that have them, "
                         "or check with --verify)")
-    larger = outside_sizes(p.info["size_range"], costs_of(graph)) if "size_range" in p.info else []
+    costs = costs_of(graph)
+    larger = outside_sizes(p.info["size_range"], costs) if "size_range" in p.info else []
     if larger:
         warnings.append(f"this model is outside the sizes the predictor was trained on: {'; '.join(larger)}; its "
                         "predictions extrapolate, so expect larger errors (check them with --verify)")
     t0 = time.perf_counter()
-    latency = p.predict([tile_graph_of(source.spec, graph, configs)], [costs_of(graph)], [configs], ("gnn",))["gnn"][0]
+    latency = p.predict([tile_graph_of(source.spec, graph, configs)], [costs], [configs], ("gnn",))["gnn"][0]
     predict_s = time.perf_counter() - t0
     result = PredictResult(source.spec, here, str(path), list(zip(configs, map(float, latency), strict=True)),
                            warnings=warnings, capture_s=capture_s, predict_s=predict_s, input_shape=tuple(shape),

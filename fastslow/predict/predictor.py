@@ -212,13 +212,14 @@ def fit(models: list[ModelData], cfg: PredictorConfig, machine: dict[str, Any], 
     init = float(per_item.mean() - nodes.mean())
     result = train(ranker, prepare(graphs, norm), None, on_epoch=on_epoch, device=device, init_bias=init,
                    time_budget_s=cfg.minutes * 60 if cfg.minutes is not None else None)
-    baselines = {name: kind().fit([(costs_of(m), m.configs, m.latency_s) for m in models])
+    costs = [costs_of(m) for m in models]
+    baselines = {name: kind().fit([(c, m.configs, m.latency_s) for c, m in zip(costs, models, strict=True)])
                  for name, kind in BASELINES.items()}
     network = result.model.cpu().eval()
     return Predictor(ranker, network, norm, baselines, machine,
                      {"trained_on": [m.name for m in models], "history": result.history,
                       "operators": sorted(operators([m.node_opcode for m in models])),
-                      "size_range": size_range([costs_of(m) for m in models])}), result
+                      "size_range": size_range(costs)}), result
 
 
 def operators(opcodes: list[np.ndarray]) -> set[str]:
@@ -266,9 +267,9 @@ def outside_sizes(trained: dict[str, list[float]], costs: Costs, factor: float =
     FLOPs of the largest model of a 30-minute collection, was predicted 44-74% too fast under
     each of its 12 configurations with the sum readout, and 31% too fast to 53% too slow under
     three with the roofline readout; at 64x64 (1.6x) 7 of 12 sum predictions were within ±10%."""
-    out = []
+    sizes, out = _sizes(costs), []
     for key, (low, high) in trained.items():
-        value, (show, what) = _sizes(costs)[key], SIZES[key]
+        value, (show, what) = sizes[key], SIZES[key]
         if value > high * factor or value < low / factor:
             out.append(f"{show(value)}{what} per item (its models: {show(low)} to {show(high)})")
     return out
