@@ -31,7 +31,7 @@ from fastslow.predict.collect import CollectResult, CollectSettings, RecaptureRe
 from fastslow.predict.collect import collect as collect_into
 from fastslow.predict.collect import recapture as recapture_into
 from fastslow.predict.configs import Config, Runners, configs_for
-from fastslow.predict.dataset import describe_machine, fingerprint, load_collection, machine
+from fastslow.predict.dataset import FORMAT_VERSION, describe_machine, fingerprint, load_collection, machine
 from fastslow.predict.evaluate import (
     leave_one_family_out,
     noise,
@@ -116,8 +116,8 @@ def train(data: str | Path, out: str | Path | None = None, cfg: PredictorConfig 
     predictor, _ = fit(train_models, cfg, manifest["machine"], device=device, on_epoch=on_epoch)
     seconds = time.perf_counter() - t0
     scored = score_methods(predictor, held) if held else {}
-    predictor.info.update(collection=str(Path(data).resolve()), settings=manifest["settings"],
-                          reference_s=manifest["reference_s"],
+    predictor.info.update(collection=str(Path(data).resolve()), format=manifest["format"],
+                          settings=manifest["settings"], reference_s=manifest["reference_s"],
                           held_out=[m.name for m in held], holdout=holdout, config=asdict(cfg),
                           held_out_scores=scored, families=sorted({m.family for m in models}))
     run = TrainRun(None, predictor, scored, len(train_models), len(held), seconds)
@@ -146,6 +146,21 @@ def _new_folder(results: Path) -> Path:
         n += 1
         folder = base.with_name(f"{base.name}-{n}")
     return folder
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """A predictor whose graphs mean what this version's capture means: one trained on another
+    format's features (or before predictors recorded theirs) is refused with what retrains it."""
+    p = Predictor.load(path)
+    trained = p.info.get("format")
+    if trained != FORMAT_VERSION:
+        collection = p.info.get("collection", "its collection")
+        made = f"format {trained}" if trained else "an earlier format"
+        raise UserError(f"predictor {path} was trained on graphs of {made}, "
+                        f"and this version of fastslow captures format {FORMAT_VERSION}, whose features it never saw: "
+                        f"train it again (`fastslow predictor recapture {collection}`, then "
+                        f"`fastslow predictor train {collection}`)")
+    return p
 
 
 def find_predictor(db: str | Path | None = None) -> Path:
@@ -221,7 +236,7 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
     the input's first dimension (`batches` lists others to rank)."""
     source = source if isinstance(source, ModelSource) else ModelSource(source)
     path = Path(predictor) if predictor else find_predictor(db)
-    p = Predictor.load(path)
+    p = load_predictor(path)
     database = open_store(store)
     resolved, inputs = source.resolve()
     if len(inputs) != 1:
@@ -255,14 +270,14 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
     t0 = time.perf_counter()
     graph = capture(model, (torch.zeros(1, *item_shape),), name=source.spec)
     capture_s = time.perf_counter() - t0
-    unseen = unseen_operators(p.info["operators"], graph) if "operators" in p.info else {}
+    unseen = unseen_operators(p.info["operators"], graph)
     if unseen:
         listed = ", ".join(f"{op} ({n} node{'s' if n > 1 else ''})" for op, n in sorted(unseen.items()))
         warnings.append(f"the predictor was never trained on some of this model's operators: {listed}; what it "
                         "predicts for them is a guess, so expect large errors (collect models that have them, "
                         "or check with --verify)")
     costs = costs_of(graph)
-    larger = outside_sizes(p.info["size_range"], costs) if "size_range" in p.info else []
+    larger = outside_sizes(p.info["size_range"], costs)
     if larger:
         warnings.append(f"this model is outside the sizes the predictor was trained on: {'; '.join(larger)}; its "
                         "predictions extrapolate, so expect larger errors (check them with --verify)")
@@ -326,7 +341,7 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
     """Score a predictor on its held-out models, retrain it once per family with that family left
     out and score it there, and read the collection's noise floor; the network and both baselines
     side by side."""
-    p = Predictor.load(run)
+    p = load_predictor(run)
     database = open_store(store)
     collection = Path(data or p.info["collection"])
     manifest, models = load_collection(collection)
@@ -341,7 +356,7 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
     held_scores = score_predictions(predicted, held)
     lofo: dict[str, Any] = {"families": {}, "pooled": {}, "unseen_operators": {}}
     if leave_family_out:
-        cfg = PredictorConfig(**{"readout": "sum", **p.info["config"]})  # predictors before the roofline: a sum
+        cfg = PredictorConfig(**p.info["config"])
         lofo = leave_one_family_out(models, cfg, p.machine, families=families, device=device, on_fold=on_fold)
     result = EvalRun(str(run), held_scores, lofo, noise(collection, models, manifest["reference_s"]),
                      time.perf_counter() - t0, scores_by_runtime(predicted, held))

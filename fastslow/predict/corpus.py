@@ -10,6 +10,10 @@ The search space (one function per family, each a registered generator):
   global pooling and a linear head. Inputs Bx3xHxH with H in 16-96. Draws above
   CNN_MAX_MACS multiply-accumulates per image are drawn again (same seed, next draw), so that
   batch 32 stays a fraction of a second on one core.
+* `cnn-large`: the same four kinds of block (one per sample), widths 16-256, at the sizes of
+  real image models: inputs of 112-224 pixels, between LARGE_MACS multiply-accumulates per
+  image (30M-300M, where the four families above stop at 30M), so that a predictor has seen
+  the work of a mobile-class network at 224x224 rather than extrapolating to it.
 * `mlp`: 1-5 Linear+ReLU layers, widths 16-1024; inputs BxD with D in 16-512.
 * `transformer`: 1-4 encoder layers (torch's TransformerEncoderLayer, batch first), width
   32-256, heads 1-8 dividing it, feed-forward 2x or 4x, sequence length 8-128.
@@ -60,16 +64,20 @@ Generator = Callable[[random.Random, int], Sample]
 FAMILIES: Registry[Generator] = Registry("architecture family")
 
 
-def _widths(rng: random.Random, stages: int) -> list[int]:
-    w = rng.choice([8, 12, 16, 24, 32])
+def _widths(rng: random.Random, stages: int, first: list[int], widest: int) -> list[int]:
+    w = rng.choice(first)
     out = []
     for _ in range(stages):
-        out.append(min(w, 96))
+        out.append(min(w, widest))
         w = w * 2 if rng.random() < 0.7 else w
     return out
 
 
 CNN_MAX_MACS = 30e6
+# cnn-large: the same blocks at the sizes of mobile-class image models at 112-224 pixels (MobileNetV2
+# at 224x224 is 0.3G): the per-image range it draws from. At 1e9 its batch-16 calls took up to 1.5 s
+# on one core, and a 30-minute collection could afford few of them.
+LARGE_MACS = (CNN_MAX_MACS, 300e6)
 
 
 def _cnn_macs(kind: str, p: dict[str, Any]) -> float:
@@ -92,13 +100,17 @@ def _cnn_macs(kind: str, p: dict[str, Any]) -> float:
     return macs
 
 
-def _cnn_params(kind: str, rng: random.Random) -> dict[str, Any]:
+def _cnn_params(kind: str, rng: random.Random, *, large: bool = False) -> dict[str, Any]:
+    low, high = LARGE_MACS if large else (0.0, CNN_MAX_MACS)
     while True:
         stages = rng.randint(1, 4)
-        p = {"stages": stages, "blocks": [rng.randint(1, 3) for _ in range(stages)], "widths": _widths(rng, stages),
+        p = {"stages": stages, "blocks": [rng.randint(1, 3) for _ in range(stages)],
+             "widths": _widths(rng, stages, [16, 24, 32, 48, 64], 256) if large else
+             _widths(rng, stages, [8, 12, 16, 24, 32], 96),
              "kernel": rng.choice([3, 5]), "strides": [rng.choice([1, 2]) for _ in range(stages)],
-             "groups": rng.choice([1, 2, 4]), "size": rng.choice([16, 24, 32, 48, 64, 96])}
-        if _cnn_macs(kind, p) <= CNN_MAX_MACS:
+             "groups": rng.choice([1, 2, 4]),
+             "size": rng.choice([112, 128, 160, 192, 224] if large else [16, 24, 32, 48, 64, 96])}
+        if low < _cnn_macs(kind, p) <= high:
             return p
 
 
@@ -141,27 +153,36 @@ def _block(kind: str, c_in: int, c_out: int, kernel: int, stride: int, groups: i
     return nn.Sequential(*layers)
 
 
+def _cnn_model(kind: str, p: dict[str, Any]) -> nn.Module:
+    c = p["widths"][0]
+    layers: list[nn.Module] = [nn.Conv2d(3, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
+    for s in range(p["stages"]):
+        for b in range(p["blocks"][s]):
+            layers.append(_block(kind, c, p["widths"][s], p["kernel"], p["strides"][s] if b == 0 else 1, p["groups"]))
+            c = p["widths"][s]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10)]
+    return nn.Sequential(*layers)
+
+
+CNN_KINDS = ("plain", "residual", "depthwise", "se")
+
+
 def _cnn(kind: str) -> Generator:
     def generate(rng: random.Random, seed: int) -> Sample:
         p = _cnn_params(kind, rng)
-
-        def build() -> nn.Module:
-            c = p["widths"][0]
-            layers: list[nn.Module] = [nn.Conv2d(3, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
-            for s in range(p["stages"]):
-                for b in range(p["blocks"][s]):
-                    layers.append(_block(kind, c, p["widths"][s], p["kernel"], p["strides"][s] if b == 0 else 1,
-                                         p["groups"]))
-                    c = p["widths"][s]
-            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10)]
-            return nn.Sequential(*layers)
-
-        return Sample(f"cnn-{kind}", seed, p, (3, p["size"], p["size"]), build)
+        return Sample(f"cnn-{kind}", seed, p, (3, p["size"], p["size"]), lambda: _cnn_model(kind, p))
     return generate
 
 
-for _kind in ("plain", "residual", "depthwise", "se"):
+for _kind in CNN_KINDS:
     FAMILIES.add(f"cnn-{_kind}", _cnn(_kind))
+
+
+@FAMILIES.register("cnn-large")
+def _cnn_large(rng: random.Random, seed: int) -> Sample:
+    kind = rng.choice(CNN_KINDS)
+    p = {"block": kind, **_cnn_params(kind, rng, large=True)}
+    return Sample("cnn-large", seed, p, (3, p["size"], p["size"]), lambda: _cnn_model(kind, p))
 
 
 @FAMILIES.register("mlp")
@@ -286,7 +307,7 @@ def family_size(family: str) -> int | None:
     return None
 
 
-SYNTHETIC = ("cnn-plain", "cnn-residual", "cnn-depthwise", "cnn-se", "mlp", "transformer", "rnn")
+SYNTHETIC = ("cnn-plain", "cnn-residual", "cnn-depthwise", "cnn-se", "cnn-large", "mlp", "transformer", "rnn")
 
 
 def available_families() -> list[str]:

@@ -54,11 +54,13 @@ if KIND not in SCHEMAS:
 # (NODE_FEATS 16 -> 24, config_feat CONFIG_FEATS -> PAIR_FEATS).
 # 5: a recurrent layer's arguments are its steps, layers, hidden size and direction, and its data
 # input is its input (a GRU's was its initial state where that was the larger).
-FORMAT_VERSION = 5
+# 6: operators that return a view of their input (view, permute, expand, select, ...) move no
+# bytes (they had been given their input's and output's).
+FORMAT_VERSION = 6
 # Collections of these formats differ from this version's only in what the capture puts in the
 # graphs (their measurements were taken as this version takes them), so `fastslow predictor
 # recapture` brings them up to date without measuring again.
-RECAPTURABLE = (4,)
+RECAPTURABLE = (4, 5)
 MANIFEST = "collection.json"
 MEASUREMENTS = "measurements.db"
 NPZ = "npz"

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from fastslow.predict.dataset import FORMAT_VERSION
 from fastslow.predict.predictor import Predictor
 from tests.conftest import torchrun
 
@@ -159,13 +160,24 @@ def test_a_model_larger_than_any_the_predictor_trained_on_is_a_warning_naming_it
     warned = [w for w in json.loads(r.out)["warnings"] if "outside the sizes" in w]
     assert len(warned) == 1 and f"{flops / 1e9:.3g} GFLOPs per item (its models: " in warned[0], warned
     assert "extrapolate" in warned[0] and "warning" in r.err and "GFLOPs per item" in r.err
-    # a predictor from before sizes were recorded says nothing rather than something false
+
+
+def test_a_predictor_trained_on_another_formats_graphs_is_refused_with_what_retrains_it(cli, trained):
+    folder, db = trained
     ckpt = torch.load(folder / "predictor.pt", weights_only=True)
-    del ckpt["info"]["size_range"]
+    collection = ckpt["info"]["collection"]
+    assert ckpt["info"]["format"] == FORMAT_VERSION
+    ckpt["info"]["format"] = 5
+    torch.save(ckpt, "format5.pt")
+    del ckpt["info"]["format"]  # predictors before they recorded it (format 5 and earlier)
     torch.save(ckpt, "older.pt")
-    r = cli("predict", "large.py:Large", "--input", "1x3x128x128", "--predictor", "older.pt", "--json", "-")
-    assert r.code == 0, r.err
-    assert not [w for w in json.loads(r.out)["warnings"] if "outside the sizes" in w]
+    for file, made in (("format5.pt", "format 5"), ("older.pt", "an earlier format")):
+        for args in (["predict", "zoo:mlp"], ["predictor", "eval"]):
+            r = cli("--db", str(db), *args, *(["--predictor"] if args[0] == "predict" else []), file)
+            assert r.code == 2 and r.out == "", (args, r.err)
+            assert r.err.count("\n") == 1 and f"predictor {file} was trained on graphs of {made}" in r.err
+            assert f"captures format {FORMAT_VERSION}" in r.err
+            assert f"fastslow predictor recapture {collection}`, then `fastslow predictor train {collection}`" in r.err
 
 
 @pytest.mark.parametrize("args,message", [

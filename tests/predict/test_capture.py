@@ -50,6 +50,28 @@ def test_the_graph_follows_the_data():
     assert g.node_feat[g.names.index("addmm"), 0] > 0  # FLOPs feature set for the products
 
 
+def test_views_move_no_bytes_and_copies_do():
+    class Heads(nn.Module):  # the reshapes of attention: views, then a copy where memory must change
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(16, 16)
+
+        def forward(self, x):
+            h = self.proj(x).view(2, 8, 4, 4).permute(0, 2, 1, 3)
+            return h.unsqueeze(1).expand(2, 3, 4, 8, 4).contiguous()
+
+    g = capture(Heads(), (torch.randn(2, 8, 16),))
+    views = [i for i, n in enumerate(g.names) if n in ("view", "_unsafe_view", "permute", "unsqueeze", "expand")]
+    assert {g.names[i] for i in views} >= {"view", "permute", "unsqueeze", "expand"}
+    assert all(g.node_bytes[i] == 0 and g.node_weight_bytes[i] == 0 for i in views)
+    assert all(g.node_feat[i, 1] == 0 for i in views)  # the bytes feature too
+    copy = g.names.index("clone")  # .contiguous() of the expanded view: 2*3*4*8*4 floats written
+    assert g.node_bytes[copy] >= 2 * 3 * 4 * 8 * 4 * 4
+    addmm = g.names.index("addmm")
+    assert g.node_weight_bytes[addmm] == (16 * 16 + 16) * 4
+    assert g.bytes == g.node_bytes.sum() > g.node_bytes[copy] + g.node_bytes[addmm] - 1
+
+
 def test_operators_carry_the_arguments_that_set_their_speed():
     from fastslow.predict.capture import _features
 

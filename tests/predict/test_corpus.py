@@ -6,12 +6,22 @@ import torch
 from fastslow.cost.counter import count_cost
 from fastslow.errors import UserError
 from fastslow.predict.capture import capture
-from fastslow.predict.corpus import CNN_MAX_MACS, FAMILIES, SYNTHETIC, _cnn_macs, corpus, family_size, sample
+from fastslow.predict.corpus import (
+    CNN_MAX_MACS,
+    FAMILIES,
+    LARGE_MACS,
+    SYNTHETIC,
+    _cnn_macs,
+    corpus,
+    family_size,
+    sample,
+)
 
 
 def test_every_family_runs_and_is_captured():
     assert set(FAMILIES) >= {*SYNTHETIC, "zoo", "torchvision", "timm"}  # tests may register throw-away ones
-    assert set(SYNTHETIC) == {"cnn-plain", "cnn-residual", "cnn-depthwise", "cnn-se", "mlp", "transformer", "rnn"}
+    assert set(SYNTHETIC) == {"cnn-plain", "cnn-residual", "cnn-depthwise", "cnn-se", "cnn-large", "mlp", "transformer",
+                              "rnn"}
     for s in corpus(1):
         model = s.build().eval()
         x = torch.randn(2, *s.input_shape)
@@ -41,6 +51,13 @@ def test_convolutional_samples_stay_within_their_cost_and_the_estimate_is_the_co
         macs = count_cost(s.build().eval(), (x,)).macs
         assert macs <= CNN_MAX_MACS * 1.02, s.name
         assert abs(_cnn_macs(s.family[4:], s.params) - macs) <= 0.02 * macs, s.name  # convolutions are nearly all
+    large = corpus(8, ["cnn-large"])
+    for s in large[:3]:
+        macs = count_cost(s.build().eval(), (torch.randn(1, *s.input_shape),)).macs
+        assert LARGE_MACS[0] < macs <= LARGE_MACS[1] * 1.02 and s.input_shape[1] >= 112, s.name
+        assert abs(_cnn_macs(s.params["block"], s.params) - macs) <= 0.02 * macs, s.name
+    assert len({s.params["block"] for s in large}) >= 3  # one kind of block per sample, all kinds in the family
+    assert sample("cnn-large", 2).params == sample("cnn-large", 2).params
 
 
 def test_families_of_fixed_members_end_and_never_repeat():
