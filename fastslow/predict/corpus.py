@@ -22,7 +22,7 @@ The search space (one function per family, each a registered generator):
   zoo's default sizes, then at other image sizes.
 * `torchvision`, `timm` (where they import): real mobile-class architectures (MobileNets,
   ShuffleNets, RegNets, EfficientNets, ...) with random weights, at 32-64 pixels, each size
-  kept below REAL_MAX_MACS.
+  kept below about 40M multiply-accumulates per image.
 
 Batch size is not part of a sample: it is a configuration (see the predictor's configurations).
 """
