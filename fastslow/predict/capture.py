@@ -162,11 +162,7 @@ def _features(out: list[torch.Tensor], flops: int, read: int, written: int, weig
 
 def _aliases(target: Any) -> bool:
     """Whether an operator returns a view of its input, which moves no data (view, permute, expand,
-    select, ...; `_unsafe_view` too: a view the autograd does not track). Until format 6 these
-    were given the bytes of their input and output, and the roofline readout priced a
-    transformer's or a recurrent net's dozens of views as if each copied its tensor; and the
-    weight a Linear layer's product reads, through the transposing view before it, counted as
-    an activation, not shared by the batch."""
+    select, ...; `_unsafe_view` too: a view the autograd does not track)."""
     return bool(getattr(target, "is_view", False)) or getattr(target, "_opname", "") == "_unsafe_view"
 
 
@@ -231,9 +227,10 @@ def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -
             read = _nbytes(_tensors(args)) + _nbytes(_tensors(kwargs))
             weight = sum(_nbytes(_tensors(_val(a))) for a in node.all_input_nodes if a.name in weights)
         moves = node.op != "placeholder" and not _aliases(node.target)
-        if not moves and weight:  # a view of a weight (a Linear's transposed matrix) is that weight
-            weights.add(node.name)
-        read, weight = (read, weight) if moves else (0, 0)
+        if not moves:
+            if weight:  # a view of a weight (a Linear's transposed matrix) is that weight to its readers
+                weights.add(node.name)
+            read = weight = 0
         written = _nbytes(out) if moves else 0
         total_flops += flops
         total_bytes += read + written

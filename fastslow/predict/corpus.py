@@ -101,15 +101,14 @@ def _cnn_macs(kind: str, p: dict[str, Any]) -> float:
 
 
 def _cnn_params(kind: str, rng: random.Random, *, large: bool = False) -> dict[str, Any]:
-    low, high = LARGE_MACS if large else (0.0, CNN_MAX_MACS)
+    (low, high), first, widest, sizes = ((LARGE_MACS, [16, 24, 32, 48, 64], 256, [112, 128, 160, 192, 224]) if large
+                                         else ((0.0, CNN_MAX_MACS), [8, 12, 16, 24, 32], 96, [16, 24, 32, 48, 64, 96]))
     while True:
         stages = rng.randint(1, 4)
         p = {"stages": stages, "blocks": [rng.randint(1, 3) for _ in range(stages)],
-             "widths": _widths(rng, stages, [16, 24, 32, 48, 64], 256) if large else
-             _widths(rng, stages, [8, 12, 16, 24, 32], 96),
+             "widths": _widths(rng, stages, first, widest),
              "kernel": rng.choice([3, 5]), "strides": [rng.choice([1, 2]) for _ in range(stages)],
-             "groups": rng.choice([1, 2, 4]),
-             "size": rng.choice([112, 128, 160, 192, 224] if large else [16, 24, 32, 48, 64, 96])}
+             "groups": rng.choice([1, 2, 4]), "size": rng.choice(sizes)}
         if low < _cnn_macs(kind, p) <= high:
             return p
 

@@ -55,7 +55,10 @@ if KIND not in SCHEMAS:
 # 5: a recurrent layer's arguments are its steps, layers, hidden size and direction, and its data
 # input is its input (a GRU's was its initial state where that was the larger).
 # 6: operators that return a view of their input (view, permute, expand, select, ...) move no
-# bytes (they had been given their input's and output's).
+# bytes (they had been given their input's and output's, so the roofline readout priced a
+# transformer's dozens of views as copies), and a view of a weight is that weight: a Linear
+# layer's product reads its matrix through a transposing view, and that matrix had counted as an
+# activation, read per item instead of once per batch.
 FORMAT_VERSION = 6
 # Collections of these formats differ from this version's only in what the capture puts in the
 # graphs (their measurements were taken as this version takes them), so `fastslow predictor
