@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -72,9 +73,27 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc), children before their own children."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
 def torchrun(args: list[str], cwd: Path, *, processes: int = 2, timeout_s: float = 240) -> str:
     """`torchrun --standalone -m fastslow ARGS...` on `processes` CPU processes; its stdout. On a
-    hang, every process of the job dumps its Python stacks into the failure."""
+    hang, every process of the job dumps its Python stacks into the failure: torchrun starts its
+    workers in sessions of their own, so each is signalled by pid, not through the agent's group."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
            "-m", "fastslow", *args]
@@ -83,9 +102,18 @@ def torchrun(args: list[str], cwd: Path, *, processes: int = 2, timeout_s: float
     try:
         out, err = job.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        os.killpg(job.pid, signal.SIGABRT)
-        out, err = job.communicate()
-        pytest.fail(f"torchrun hung; its stacks:\n{err[-6000:]}\nstdout:\n{out[-1000:]}")
+        everyone = [*descendants(job.pid), job.pid]
+        for pid in everyone:  # workers first: the agent would otherwise stop them before they dump
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGABRT)
+        try:
+            out, err = job.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            for pid in everyone:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            out, err = job.communicate()
+        pytest.fail(f"torchrun hung; its stacks:\n{err[-12000:]}\nstdout:\n{out[-1000:]}")
     assert job.returncode == 0, err[-2000:]
     return out
 

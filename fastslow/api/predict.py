@@ -115,7 +115,7 @@ def train(data: str | Path, out: str | Path | None = None, cfg: PredictorConfig 
     t0 = time.perf_counter()
     predictor, _ = fit(train_models, cfg, manifest["machine"], device=device, on_epoch=on_epoch)
     seconds = time.perf_counter() - t0
-    scored = score_methods(predictor, held) if held else {}
+    scored = score_methods(predictor, held) if held and rank0 else {}  # only rank 0 reports them
     predictor.info.update(collection=str(Path(data).resolve()), format=manifest["format"],
                           settings=manifest["settings"], reference_s=manifest["reference_s"],
                           held_out=[m.name for m in held], holdout=holdout, config=asdict(cfg),
