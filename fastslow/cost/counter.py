@@ -92,6 +92,13 @@ def tensor_bytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
+def aliases(op: Any) -> bool:
+    """Whether an operator returns a view of its input, which moves no data (view, permute, expand,
+    select, ...; `_unsafe_view` too: a view the autograd does not track). One test for the cost
+    counter's bytes written and the latency capture's bytes moved."""
+    return bool(getattr(op, "is_view", False)) or getattr(op, "_opname", "") == "_unsafe_view"
+
+
 def params_of(model: nn.Module) -> int:
     """Parameters of a module (every one, trainable or not)."""
     return sum(p.numel() for p in model.parameters())
@@ -120,7 +127,7 @@ class _Counter(TorchDispatchMode):
         base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
         counts = self._counts(base, func, args, kwargs, out)
         written = 0
-        if not func.is_view:
+        if not aliases(func):
             written = sum(tensor_bytes(t) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
         for module in self.stack:
             for cat, n in (counts or {}).items():

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastslow.cost.counter import tensor_bytes
+from fastslow.cost.counter import aliases, tensor_bytes
 from fastslow.cost.formulas import FORMULAS, ZERO_FLOP, elementwise_counts
 from fastslow.errors import UserError
 
@@ -160,12 +160,6 @@ def _features(out: list[torch.Tensor], flops: int, read: int, written: int, weig
     ]
 
 
-def _aliases(target: Any) -> bool:
-    """Whether an operator returns a view of its input, which moves no data (view, permute, expand,
-    select, ...; `_unsafe_view` too: a view the autograd does not track)."""
-    return bool(getattr(target, "is_view", False)) or getattr(target, "_opname", "") == "_unsafe_view"
-
-
 def _decompositions() -> Any:
     table = torch.export.default_decompositions()
     for name in RECURRENT:
@@ -226,7 +220,7 @@ def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -
             flops = int(sum((counts or {}).values()))
             read = _nbytes(_tensors(args)) + _nbytes(_tensors(kwargs))
             weight = sum(_nbytes(_tensors(_val(a))) for a in node.all_input_nodes if a.name in weights)
-        moves = node.op != "placeholder" and not _aliases(node.target)
+        moves = node.op != "placeholder" and not aliases(node.target)
         if not moves:
             if weight:  # a view of a weight (a Linear's transposed matrix) is that weight to its readers
                 weights.add(node.name)
