@@ -1,12 +1,15 @@
 """`predictor train|eval` and `predict` as a user runs them, on a real small collection."""
 
+import dataclasses
+import inspect
 import json
 
 import pytest
 import torch
 
+from fastslow.cli.predict import train as train_command
 from fastslow.predict.dataset import FORMAT_VERSION
-from fastslow.predict.predictor import Predictor
+from fastslow.predict.predictor import Predictor, PredictorConfig
 from tests.conftest import torchrun
 
 
@@ -231,3 +234,13 @@ def test_training_runs_data_parallel_under_torchrun(collection, tmp_path):
                    tmp_path)
     p = Predictor.load(tmp_path / "ddp")
     assert len(p.info["history"]) == 3 and out.count("trained on") == 1  # rank 0 alone reports and writes
+
+
+def test_train_options_default_to_the_predictor_config():
+    # the CLI spells the defaults out (it imports the predictor lazily, for a quick start): they
+    # must be the config's, or `predictor train` and `fastslow.api.predict.train` train different nets
+    options = {name: p.default for name, p in inspect.signature(train_command).parameters.items()}
+    shared = [f for f in dataclasses.fields(PredictorConfig) if f.name in options]
+    assert len(shared) >= 8
+    for f in shared:
+        assert options[f.name] == f.default, f.name
