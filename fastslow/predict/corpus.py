@@ -270,7 +270,7 @@ TORCHVISION_MODELS = {"mobilenet_v2": (32, 48, 64), "mobilenet_v3_small": (32, 4
 TIMM_MODELS = {"mobilenetv3_small_050": (32, 64), "mobilenetv3_small_100": (32, 64), "lcnet_050": (32, 64),
                "lcnet_100": (32, 64), "efficientnet_lite0": (32, 48), "resnet10t": (32,), "mixnet_s": (32, 64),
                "tinynet_e": (32, 64), "ghostnet_050": (32, 64), "regnetx_002": (32, 64), "mobilevit_xxs": (32, 64),
-               "convnext_atto": (32, 48), "dla46_c": (32, 48), "semnasnet_050": (32, 64)}
+               "convnext_atto": (32, 48), "dla46_c": (32, 64), "semnasnet_050": (32, 64)}
 
 
 def _members(models: dict[str, tuple[int, ...]]) -> list[tuple[str, int]]:

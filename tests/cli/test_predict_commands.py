@@ -230,7 +230,8 @@ def test_eval_scores_held_out_models_and_families_beside_the_noise_floor(cli, tr
 
 def test_training_runs_data_parallel_under_torchrun(collection, tmp_path):
     out = torchrun(["--db", str(tmp_path / "r.db"), "predictor", "train", str(collection[0]), "--out",
-                    str(tmp_path / "ddp"), "--epochs", "3", "--hidden", "16", "--layers", "1", "--batch-graphs", "2"],
+                    str(tmp_path / "ddp"), "--epochs", "3", "--hidden", "16", "--layers", "1", "--batch-graphs", "2",
+                    "--minutes", "60"],  # the ranks agree each epoch whether time is up (it is not)
                    tmp_path)
     p = Predictor.load(tmp_path / "ddp")
     assert len(p.info["history"]) == 3 and out.count("trained on") == 1  # rank 0 alone reports and writes

@@ -1,6 +1,9 @@
 """Models captured as operator graphs: the operators that run, their data flow, and their costs
 as fastslow.cost counts them, in the TpuGraphs tile schema's arrays."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -112,6 +115,26 @@ def test_a_model_that_cannot_be_captured_is_one_line_naming_the_construct():
     message = str(e.value)
     assert message.startswith("model 'dd' cannot be captured as an operator graph:")
     assert "data-dependent" in message and "\n" not in message
+
+
+def test_a_model_the_exporter_fails_on_logs_nothing_beside_the_error():
+    # torch's fake-tensor logger printed a 40-line traceback on the user's terminal (its handler
+    # holds the stderr of when torch was imported, so it is checked in a process of its own)
+    script = """
+import torch
+from fastslow.errors import UserError
+from fastslow.predict.capture import capture
+class Mismatched(torch.nn.Module):  # what timm's dla46_c does at 48 pixels
+    def forward(self, x):
+        return torch.cat([x, x[:, :, :1, :1]], 1)
+try:
+    capture(Mismatched(), (torch.randn(1, 2, 3, 3),), name="m")
+except UserError as e:
+    print(e)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "cannot be captured" in done.stdout and "Sizes of tensors must match" in done.stdout
+    assert done.stderr == ""
 
 
 @pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])

@@ -60,6 +60,17 @@ def test_convolutional_samples_stay_within_their_cost_and_the_estimate_is_the_co
     assert sample("cnn-large", 2).params == sample("cnn-large", 2).params
 
 
+@pytest.mark.slow
+def test_every_library_member_runs_at_its_size():
+    # a size a model cannot take (dla46_c at 48 px concatenates maps of 2 and 3 pixels) is a
+    # member every collection fails on
+    for family in ("torchvision", "timm"):
+        for i in range(family_size(family)):
+            s = sample(family, i)
+            with torch.no_grad():
+                s.build().eval()(torch.randn(1, *s.input_shape))
+
+
 def test_families_of_fixed_members_end_and_never_repeat():
     for family in ("zoo", "torchvision", "timm"):
         n = family_size(family)
