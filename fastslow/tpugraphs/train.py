@@ -8,6 +8,7 @@ epoch's shuffled graphs; rank 0 evaluates and writes the checkpoint.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import socket
@@ -232,6 +233,11 @@ def train(cfg: RankerConfig, train_graphs: list[Prepared], valid_graphs: list[Pr
     result.seconds = train_s
     result.configs_scored *= world  # every rank scores the same number: report the whole job
     if world > 1:
+        # The wrapper goes first, while the group and every peer are there. Destroyed after them
+        # (as this function returned), it left rank 1 hanging after rank 0 had finished: 2 jobs
+        # of 8 with both processes on one core (`predictor train`, tiny), none of 32 since.
+        del trained
+        gc.collect()
         dist.barrier()  # rank 0 may still be evaluating; leave together
         dist.destroy_process_group()
     return result
