@@ -18,10 +18,13 @@ timed again, later: the noise floor (how often two measurements of the same thin
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,6 +296,40 @@ def _check_manifest(out: Path, here: dict[str, Any], settings: CollectSettings) 
                                    "continued with the settings it was started with (or collect into another --out)")
 
 
+def one_process(command: str) -> None:
+    """Refuse to run under torchrun, where each process would measure the same models at once."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError(f"`{command}` runs in one process (its timings would share the cores with the others): "
+                        "run it without torchrun")
+
+
+LOCK = ".writing"  # held by the one process that writes into a collection folder
+
+
+@contextlib.contextmanager
+def sole_writer(out: Path, command: str) -> Iterator[None]:
+    """Hold the collection folder's lock while `command` writes into it. A second writer is
+    refused: two collections into one folder would time the same models twice, on cores the
+    other is using."""
+    with open(out / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise UserError(f"collection {out}: {f.read().strip() or 'another process'} is writing into it; "
+                            "wait for it to end or stop it") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"`{command}` (pid {os.getpid()})")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def collect(
     out: str | Path,
     settings: CollectSettings | None = None,
@@ -309,6 +346,7 @@ def collect(
     `out`, continuing what is there; stop starting models after `minutes`. Returns what this run
     measured (also when Ctrl-C or SIGTERM stopped it: then `interrupted` is set); `store` is the
     results database the measurements also go to."""
+    one_process(COMMAND)
     settings = settings or CollectSettings()
     known = available_families()
     families = list(families or known)
@@ -327,69 +365,70 @@ def collect(
     here = machine()
     _check_manifest(out, here, settings)
     out.mkdir(parents=True, exist_ok=True)
-    own = ResultsStore(out / MEASUREMENTS)  # before anything is measured: both databases must take writes
-    results = open_store(store)
-    if results is not None and results.path.resolve() == own.path.resolve():
-        results = None
-    (out / MANIFEST).write_text(json.dumps({"format": FORMAT_VERSION, "machine": here,
-                                            "settings": settings.to_dict()}, indent=2))
-    failed, repeated = _finished(own)
-    plan = [s for s in corpus(per_family, families)
-            if s.name not in failed and not npz_path(out, s.name).is_file()]
-    others_cpu_percent(refresh=True)
-    env = {**environment("cpu", max(settings.threads)), "machine": here}
-    record_settings = {"out": str(out.resolve()), "families": families, "per_family": per_family,
-                       "minutes": minutes, "repeat_every": repeat_every, **settings.to_dict()}
-    recorders = [RunRecorder(db, Record(COMMAND, str(out), record_settings, env, {}))
-                 for db in (own, results) if db is not None]
-    result = CollectResult(out, here, len(plan))
-    collector = _Collector(out, settings, recorders)
-    t0 = time.perf_counter()
-    for r in recorders:
-        r.start()
-    if on_start:
-        on_start(len(plan))
-    status = "ok"
-    try:
-        done_names: list[Sample] = []
-        pick = random.Random(0)
-        per_model_s = 0.0
-        for i, s in enumerate(plan):
-            elapsed = time.perf_counter() - t0
-            if minutes is not None and i and elapsed + per_model_s > minutes * 60:
-                result.stopped_by_budget = True
-                break
-            one = collector.measure(s)
-            result.samples.append(one)
-            per_model_s = (time.perf_counter() - t0) / (i + 1)
-            if on_sample:
-                on_sample(one, i + 1, len(plan))
-            if one.error is None:
-                done_names.append(s)
-            # The noise floor: now and then, a model measured a while ago is timed again (which one
-            # is drawn, so that no family is always the one repeated).
-            n = len(done_names)
-            if repeat_every and n >= 2 and n % repeat_every == 0 and one.error is None:
-                earlier = done_names[-1 - pick.randrange(1, max(2, min(repeat_every, n)))]  # 1.. back
-                if earlier.name not in repeated:
-                    again = collector.measure(earlier, repeat=True)
-                    repeated.add(earlier.name)
-                    result.samples.append(again)
-    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: everything finished is stored; say so and return it
-        result.interrupted = True
-        result.stop_signal = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
-        status = "interrupted"
-    finally:
-        result.seconds = time.perf_counter() - t0
-        result.total_models = len(list((out / "npz").glob("*.npz"))) if (out / "npz").is_dir() else 0
-        if status == "ok" and (result.left or any(s.error for s in result.samples)):
-            status = "partial"
+    with sole_writer(out, COMMAND):
+        own = ResultsStore(out / MEASUREMENTS)  # before anything is measured: both databases must take writes
+        results = open_store(store)
+        if results is not None and results.path.resolve() == own.path.resolve():
+            results = None
+        (out / MANIFEST).write_text(json.dumps({"format": FORMAT_VERSION, "machine": here,
+                                                "settings": settings.to_dict()}, indent=2))
+        failed, repeated = _finished(own)
+        plan = [s for s in corpus(per_family, families)
+                if s.name not in failed and not npz_path(out, s.name).is_file()]
+        others_cpu_percent(refresh=True)
+        env = {**environment("cpu", max(settings.threads)), "machine": here}
+        record_settings = {"out": str(out.resolve()), "families": families, "per_family": per_family,
+                           "minutes": minutes, "repeat_every": repeat_every, **settings.to_dict()}
+        recorders = [RunRecorder(db, Record(COMMAND, str(out), record_settings, env, {}))
+                     for db in (own, results) if db is not None]
+        result = CollectResult(out, here, len(plan))
+        collector = _Collector(out, settings, recorders)
+        t0 = time.perf_counter()
         for r in recorders:
-            r.finish(status, result.summary(), result.to_dict())
-        result.collection_run = recorders[0].saved.run_id
-        result.saved = recorders[-1].saved if results is not None else None
-        own.close()
-    return result
+            r.start()
+        if on_start:
+            on_start(len(plan))
+        status = "ok"
+        try:
+            done_names: list[Sample] = []
+            pick = random.Random(0)
+            per_model_s = 0.0
+            for i, s in enumerate(plan):
+                elapsed = time.perf_counter() - t0
+                if minutes is not None and i and elapsed + per_model_s > minutes * 60:
+                    result.stopped_by_budget = True
+                    break
+                one = collector.measure(s)
+                result.samples.append(one)
+                per_model_s = (time.perf_counter() - t0) / (i + 1)
+                if on_sample:
+                    on_sample(one, i + 1, len(plan))
+                if one.error is None:
+                    done_names.append(s)
+                # The noise floor: now and then, a model measured a while ago is timed again (which one
+                # is drawn, so that no family is always the one repeated).
+                n = len(done_names)
+                if repeat_every and n >= 2 and n % repeat_every == 0 and one.error is None:
+                    earlier = done_names[-1 - pick.randrange(1, max(2, min(repeat_every, n)))]  # 1.. back
+                    if earlier.name not in repeated:
+                        again = collector.measure(earlier, repeat=True)
+                        repeated.add(earlier.name)
+                        result.samples.append(again)
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: everything finished is stored; say so and return it
+            result.interrupted = True
+            result.stop_signal = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
+            status = "interrupted"
+        finally:
+            result.seconds = time.perf_counter() - t0
+            result.total_models = len(list((out / "npz").glob("*.npz"))) if (out / "npz").is_dir() else 0
+            if status == "ok" and (result.left or any(s.error for s in result.samples)):
+                status = "partial"
+            for r in recorders:
+                r.finish(status, result.summary(), result.to_dict())
+            result.collection_run = recorders[0].saved.run_id
+            result.saved = recorders[-1].saved if results is not None else None
+            own.close()
+        return result
 
 
 @dataclass
@@ -413,6 +452,7 @@ def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | No
     last, so an interrupted run is continued by running it again."""
     from fastslow.predict.corpus import sample as corpus_sample
 
+    one_process("predictor recapture")
     out = Path(out)
     manifest = read_manifest(out) if out.is_dir() else None
     if manifest is None:
@@ -421,31 +461,32 @@ def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | No
     if before != FORMAT_VERSION and before not in RECAPTURABLE:
         raise UserError(f"collection {out} is of format {before}: its measurements were taken differently, so it "
                         f"cannot be brought up to format {FORMAT_VERSION} (collect again into another --out)")
-    t0 = time.perf_counter()
-    files = sorted((out / "npz").glob("*.npz"))
-    done = 0
-    for i, path in enumerate(files):
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = dict(z.items())
-            meta = json.loads(str(arrays["meta"]))
-            configs = [Config.from_dict(c) for c in meta["configs"]]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise UserError(f"{path}: not a fastslow latency file ({full_reason(e, 200)})") from None
-        if meta.get("format") == FORMAT_VERSION:
-            continue
-        s = corpus_sample(meta["family"], int(meta["seed"]))
-        if json.loads(json.dumps(s.params)) != meta["params"] or list(s.input_shape) != meta["input_shape"]:
-            raise UserError(f"{path}: the corpus no longer draws the model that was measured ({meta['name']}): "
-                            "collect again into another --out")
-        torch.manual_seed(s.seed)
-        graph = capture_sample(s, s.build().eval())
-        arrays.update(graph_arrays(graph, configs))
-        arrays["meta"] = np.asarray(json.dumps({**meta, **graph_meta(graph)}))
-        save_arrays(path, arrays)
-        done += 1
-        if on_model:
-            on_model(meta["name"], i + 1, len(files))
-    if before != FORMAT_VERSION:
-        (out / MANIFEST).write_text(json.dumps({**manifest, "format": FORMAT_VERSION}, indent=2))
-    return RecaptureResult(out, before, done, time.perf_counter() - t0)
+    with sole_writer(out, "predictor recapture"):
+        t0 = time.perf_counter()
+        files = sorted((out / "npz").glob("*.npz"))
+        done = 0
+        for i, path in enumerate(files):
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    arrays = dict(z.items())
+                meta = json.loads(str(arrays["meta"]))
+                configs = [Config.from_dict(c) for c in meta["configs"]]
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise UserError(f"{path}: not a fastslow latency file ({full_reason(e, 200)})") from None
+            if meta.get("format") == FORMAT_VERSION:
+                continue
+            s = corpus_sample(meta["family"], int(meta["seed"]))
+            if json.loads(json.dumps(s.params)) != meta["params"] or list(s.input_shape) != meta["input_shape"]:
+                raise UserError(f"{path}: the corpus no longer draws the model that was measured ({meta['name']}): "
+                                "collect again into another --out")
+            torch.manual_seed(s.seed)
+            graph = capture_sample(s, s.build().eval())
+            arrays.update(graph_arrays(graph, configs))
+            arrays["meta"] = np.asarray(json.dumps({**meta, **graph_meta(graph)}))
+            save_arrays(path, arrays)
+            done += 1
+            if on_model:
+                on_model(meta["name"], i + 1, len(files))
+        if before != FORMAT_VERSION:
+            (out / MANIFEST).write_text(json.dumps({**manifest, "format": FORMAT_VERSION}, indent=2))
+        return RecaptureResult(out, before, done, time.perf_counter() - t0)

@@ -15,7 +15,7 @@ from fastslow.errors import UserError
 from fastslow.measure.bench import Point
 from fastslow.predict.baselines import costs_of
 from fastslow.predict.capture import NODE_FEATS
-from fastslow.predict.collect import COMMAND, CollectSettings, collect
+from fastslow.predict.collect import COMMAND, CollectSettings, collect, recapture, sole_writer
 from fastslow.predict.configs import CONFIG_FEATS, Config
 from fastslow.predict.dataset import (
     FORMAT_VERSION,
@@ -105,6 +105,39 @@ def test_a_second_run_continues_and_measures_only_what_is_new(collection, tmp_pa
     again = collect(copy, SMALL, families=["mlp", "broken"], per_family=3, repeat_every=0, store=False)
     assert [s.name for s in again.samples] == ["mlp-2", "broken-2"]  # the failed ones are not retried
     assert again.total_models == 5
+
+
+def test_one_process_at_a_time_writes_into_a_collection(collection, tmp_path, monkeypatch):
+    import shutil
+
+    out, _, _ = collection
+    copy = tmp_path / "data"
+    shutil.copytree(out, copy)
+    files = sorted((copy / "npz").iterdir())
+    held = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                             "from fastslow.predict.collect import sole_writer\n"
+                             f"with sole_writer(Path({str(copy)!r}), 'predictor collect'):\n"
+                             "    print('held', flush=True); time.sleep(60)"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert held.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match=rf"`predictor collect` \(pid {held.pid}\) is writing into it"):
+            collect(copy, SMALL, families=["mlp"], per_family=4, store=False)
+        with pytest.raises(UserError, match="is writing into it"):
+            recapture(copy)
+    finally:
+        held.kill()
+        held.wait()
+    assert sorted((copy / "npz").iterdir()) == files  # nothing was measured
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun would start one collection per process
+    with pytest.raises(UserError, match="run it without torchrun"):
+        collect(tmp_path / "new", SMALL, families=["mlp"], per_family=4, store=False)
+    assert not (tmp_path / "new").exists()  # refused before anything is made
+    monkeypatch.delenv("WORLD_SIZE")
+    with sole_writer(copy, "a test"):  # the dead writer's lock went with it
+        pass
+    again = collect(copy, SMALL, families=["mlp"], per_family=4, repeat_every=0, store=False)
+    assert [s.name for s in again.samples] == ["mlp-2", "mlp-3"]
 
 
 def test_a_collection_continues_only_with_its_settings_and_machine(collection, tmp_path):
