@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -104,19 +103,6 @@ def evaluate(model: TileRanker, graphs: list[Prepared]) -> dict[str, Any]:
     return report.summary()
 
 
-def _loopback_when_one_machine() -> None:
-    """A gloo group binds to the address this machine's hostname resolves to, which need not be
-    one its own processes can reach (a sandbox, a container, a host file that names a network
-    the job cannot use). When every rank runs here (torchrun's local world is the whole world)
-    it talks over loopback instead, unless the user chose an interface (GLOO_SOCKET_IFNAME)."""
-    if "GLOO_SOCKET_IFNAME" in os.environ or os.environ.get("LOCAL_WORLD_SIZE") != os.environ.get("WORLD_SIZE"):
-        return
-    names = [name for _, name in socket.if_nameindex()]
-    loopback = next((n for n in ("lo", "lo0") if n in names), None)
-    if loopback:
-        os.environ["GLOO_SOCKET_IFNAME"] = loopback
-
-
 def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
     """(rank, world size, this process's device): under torchrun on CUDA each process takes
     the GPU of its local rank and the group talks NCCL; on CPU, gloo."""
@@ -125,8 +111,6 @@ def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        if device.type != "cuda":
-            _loopback_when_one_machine()
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     return rank, world, device

@@ -1,6 +1,4 @@
 
-import os
-
 import pytest
 import torch
 
@@ -11,7 +9,6 @@ from fastslow.tpugraphs.features import TileNormalizer
 from fastslow.tpugraphs.models import MODELS, TileRanker
 from fastslow.tpugraphs.train import (
     RankerConfig,
-    _loopback_when_one_machine,
     epoch_order,
     evaluate,
     load_run,
@@ -107,20 +104,6 @@ def test_config_rejects_what_is_not_supported():
         RankerConfig(loss="l1")
     with pytest.raises(UserError, match="'epochs' must be >= 1"):
         RankerConfig(epochs=0)
-
-
-def test_a_one_machine_gloo_group_talks_over_loopback_unless_told_otherwise(monkeypatch):
-    monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two machines: their hostnames are how they meet
-    _loopback_when_one_machine()
-    assert "GLOO_SOCKET_IFNAME" not in os.environ
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
-    _loopback_when_one_machine()
-    assert os.environ["GLOO_SOCKET_IFNAME"] == "lo"  # Linux's loopback
-    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "eth7")  # the user's choice stands
-    _loopback_when_one_machine()
-    assert os.environ["GLOO_SOCKET_IFNAME"] == "eth7"
 
 
 @pytest.mark.slow
