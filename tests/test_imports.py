@@ -12,7 +12,7 @@ ROOT = Path(fastslow.__file__).parent
 
 # Lower number = lower layer; a module may import its own layer or lower ones only.
 LAYERS = {
-    "fastslow.errors": 0, "fastslow.registry": 0, "fastslow.store": 0, "fastslow.report": 0,
+    "fastslow.errors": 0, "fastslow.quiet": 0, "fastslow.registry": 0, "fastslow.store": 0, "fastslow.report": 0,
     "fastslow.specs": 1, "fastslow.env": 1,
     "fastslow.zoo": 2, "fastslow.measure": 2, "fastslow.cost": 2, "fastslow.tpugraphs": 2,
     "fastslow.tasks": 3, "fastslow.optimize": 3, "fastslow.predict": 3,

@@ -3,12 +3,9 @@ Runtime. Each returns a predict function and what it cost to build."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ import torch
 from torch import nn
 
 from fastslow.errors import UserError, one_line
+from fastslow.quiet import quietly
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -67,8 +65,7 @@ def onnx_export(model: nn.Module, example: torch.Tensor, out_dir: Path | None = 
     t0 = time.perf_counter()
     batch = torch.export.Dim("batch", min=1)
     # The exporter prints its progress and warns about pytree internals: keep that off the user's screen.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quietly():
         torch.onnx.export(copy.deepcopy(model).eval(), (example,), str(fp32), dynamo=True, verbose=False,
                           dynamic_shapes=({0: batch},), report=False, external_data=False)
     if int8:
@@ -119,8 +116,7 @@ def _ort_quantize(fp32: Path, out: Path, mode: str, calibration: torch.Tensor) -
         quantize_static,
     )
 
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quietly():
         prepared = fp32.with_name("model.prep.onnx")
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         if mode == "dynamic":

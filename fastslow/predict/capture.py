@@ -25,13 +25,8 @@ models and metrics can serve both: `node_feat` (nodes, NODE_FEATS) float32, `nod
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import math
 import re
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +37,7 @@ from torch import nn
 from fastslow.cost.counter import aliases, tensor_bytes
 from fastslow.cost.formulas import FORMULAS, ZERO_FLOP, elementwise_counts
 from fastslow.errors import UserError
+from fastslow.quiet import quietly
 
 # The operator vocabulary: an index is an opcode and never changes meaning (append only).
 OPS = (
@@ -169,23 +165,11 @@ def _decompositions() -> Any:
     return table
 
 
-@contextlib.contextmanager
-def _no_logging() -> Iterator[None]:
-    before = logging.root.manager.disable
-    logging.disable(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logging.disable(before)
-
-
 def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -> OpGraph:
     """The operator graph of one forward pass of `model` on `inputs` (eval mode, no gradients)."""
     try:  # the exporter prints the graph it got so far when it fails, and logs the traceback of the
         # operator it stopped at through handlers made before any redirect: keep both off the screen
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-                warnings.catch_warnings(), _no_logging():
-            warnings.simplefilter("ignore")
+        with quietly(stderr=True, logs=True):
             program = torch.export.export(model.eval(), tuple(inputs)).run_decompositions(_decompositions())
     except Exception as e:  # the exporter's reason names the operator or construct it stopped at
         raise UserError(f"model '{name}' cannot be captured as an operator graph: {_reason(e)}") from None
