@@ -50,7 +50,7 @@ from fastslow.predict.predictor import (
     tile_graph_of,
     unseen_operators,
 )
-from fastslow.predict.reference import group_kind, relative
+from fastslow.predict.reference import fastest, group_kind, relative
 from fastslow.store.db import Record, ResultsStore, StoreError, default_db_path
 from fastslow.store.recorder import Saved, open_store
 
@@ -301,12 +301,12 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
         # speed, it is comparable with what the predictor learned (fastslow.predict.reference).
         nominal = p.info.get("reference_s") or {}
         done = [c for c in configs if c in timed]
-        result.timed = [(c, timed[c].median_s) for c in done]
+        result.timed = [(c, fastest(timed[c].samples_s)) for c in done]  # as a collection takes it
         if all(group_kind(c) in nominal for c in done):
             refs = [timed[c].extra["reference_samples_s"] for c in done]
             result.measured = [(c, relative(timed[c], r) * nominal[group_kind(c)])
                                for c, r in zip(done, refs, strict=True)]
-            result.speed = float(np.median([np.median(r) / nominal[group_kind(c)]
+            result.speed = float(np.median([fastest(r) / nominal[group_kind(c)]
                                             for c, r in zip(done, refs, strict=True)]))
         else:  # a configuration kind the collection never timed: no speed to refer it to
             result.measured = list(result.timed)

@@ -135,7 +135,8 @@ def recapture(
             bar["cm"].__exit__(None, None, None)
     if result.models:
         output.console.print(f"{data}: {result.models} models captured again in {result.seconds:.0f} s (format "
-                             f"{result.before} -> {result.format}); their measurements are kept")
+                             f"{result.before} -> {result.format}), their times taken again from the samples "
+                             "it stored; nothing was measured again")
     else:
         output.console.print(f"{data}: already of format {result.format}, nothing to capture")
     output.write_json(json_out, result.to_dict())
@@ -256,7 +257,9 @@ def predict(
 ) -> None:
     """Predicted time of one call under each configuration that applies (batch, threads, layout,
     runtime) and the predicted best per item, from a predictor trained on this machine; the model
-    is captured as a graph, not run. --verify measures them too and prints the error."""
+    is captured as a graph, not run. --verify measures them too and prints the error. A time is
+    what the collection measured: the fastest of repeated blocks of calls, taken at the speed
+    the collection ran at."""
     from fastslow.api.predict import predict as run
     from fastslow.measure.bench import ModelSource
     from fastslow.report import output, tables

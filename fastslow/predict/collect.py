@@ -41,6 +41,7 @@ from fastslow.predict.capture import OpGraph, capture
 from fastslow.predict.configs import BATCHES, RUNTIMES, THREADS, Config, Runners, configs_for
 from fastslow.predict.corpus import Sample, available_families, corpus
 from fastslow.predict.dataset import (
+    COLLECT_COMMAND,
     FORMAT_VERSION,
     MANIFEST,
     MEASUREMENTS,
@@ -53,13 +54,13 @@ from fastslow.predict.dataset import (
     npz_path,
     read_manifest,
     save_arrays,
+    stored_measurements,
+    time_arrays,
     write_model,
 )
 from fastslow.predict.reference import group_kind, reference_threads, reference_workload
 from fastslow.store.db import Record, ResultsStore
 from fastslow.store.recorder import RunRecorder, Saved, open_store
-
-COMMAND = "predictor collect"
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class CollectSettings:
 
 @dataclass
 class SampleResult:
-    """One model of this run: its configurations' medians, or the error that stopped it."""
+    """One model of this run: how many configurations it measured, or the error that stopped it."""
 
     name: str
     family: str
@@ -206,7 +207,7 @@ def time_configs(runners: Runners, configs: list[Config], timer: TimerConfig, *,
 def _finished(db: ResultsStore) -> tuple[set[str], set[str]]:
     """Names recorded as failed as a whole, and names measured again (repeats), over every run so far."""
     failed, repeated = set(), set()
-    for record in db.query(command=COMMAND, limit=None):
+    for record in db.query(command=COLLECT_COMMAND, limit=None):
         for p in db.get(record.id).points:
             params = p.get("params", {})
             if params.get("stage") in ("build", "capture"):
@@ -346,7 +347,7 @@ def collect(
     `out`, continuing what is there; stop starting models after `minutes`. Returns what this run
     measured (also when Ctrl-C or SIGTERM stopped it: then `interrupted` is set); `store` is the
     results database the measurements also go to."""
-    one_process(COMMAND)
+    one_process(COLLECT_COMMAND)
     settings = settings or CollectSettings()
     known = available_families()
     families = list(families or known)
@@ -365,7 +366,7 @@ def collect(
     here = machine()
     _check_manifest(out, here, settings)
     out.mkdir(parents=True, exist_ok=True)
-    with sole_writer(out, COMMAND):
+    with sole_writer(out, COLLECT_COMMAND):
         own = ResultsStore(out / MEASUREMENTS)  # before anything is measured: both databases must take writes
         results = open_store(store)
         if results is not None and results.path.resolve() == own.path.resolve():
@@ -379,7 +380,7 @@ def collect(
         env = {**environment("cpu", max(settings.threads)), "machine": here}
         record_settings = {"out": str(out.resolve()), "families": families, "per_family": per_family,
                            "minutes": minutes, "repeat_every": repeat_every, **settings.to_dict()}
-        recorders = [RunRecorder(db, Record(COMMAND, str(out), record_settings, env, {}))
+        recorders = [RunRecorder(db, Record(COLLECT_COMMAND, str(out), record_settings, env, {}))
                      for db in (own, results) if db is not None]
         result = CollectResult(out, here, len(plan))
         collector = _Collector(out, settings, recorders)
@@ -445,11 +446,12 @@ class RecaptureResult:
 
 
 def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | None = None) -> RecaptureResult:
-    """Capture every model of a collection again with this version's graph features and keep
-    its measurements: each file's graph arrays and pair features are rewritten, its times are
-    not. Each model is rebuilt from the corpus (family, seed), which must still draw the same
-    architecture. A file is rewritten whole or not at all, and the manifest's format changes
-    last, so an interrupted run is continued by running it again."""
+    """Capture every model of a collection again with this version's graph features, and take its
+    times again from the samples its database stored, as this version takes them: each file's
+    graph arrays, pair features and times are rewritten, and nothing is measured. Each model is
+    rebuilt from the corpus (family, seed), which must still draw the same architecture. A file
+    is rewritten whole or not at all, and the manifest's format changes last, so an interrupted
+    run is continued by running it again."""
     from fastslow.predict.corpus import sample as corpus_sample
 
     one_process("predictor recapture")
@@ -464,6 +466,7 @@ def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | No
     with sole_writer(out, "predictor recapture"):
         t0 = time.perf_counter()
         files = sorted((out / "npz").glob("*.npz"))
+        measured: dict[tuple[str, Config], Measurement] | None = None
         done = 0
         for i, path in enumerate(files):
             try:
@@ -479,9 +482,16 @@ def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | No
             if json.loads(json.dumps(s.params)) != meta["params"] or list(s.input_shape) != meta["input_shape"]:
                 raise UserError(f"{path}: the corpus no longer draws the model that was measured ({meta['name']}): "
                                 "collect again into another --out")
+            if measured is None:  # the last first measurement of each (model, configuration) is its file's
+                measured = {(p["sample"], c): m for p, c, m in stored_measurements(out) if not p.get("repeat")}
+            missing = [c.describe() for c in configs if (meta["name"], c) not in measured]
+            if missing:
+                raise UserError(f"{path}: {out / MEASUREMENTS} holds no measurement of {meta['name']} at "
+                                f"{', '.join(missing)}: collect again into another --out")
             torch.manual_seed(s.seed)
             graph = capture_sample(s, s.build().eval())
             arrays.update(graph_arrays(graph, configs))
+            arrays.update(time_arrays(configs, [measured[(meta["name"], c)] for c in configs]))
             arrays["meta"] = np.asarray(json.dumps({**meta, **graph_meta(graph)}))
             save_arrays(path, arrays)
             done += 1

@@ -9,11 +9,12 @@
 An npz file holds the tile keys: `node_feat` (nodes, NODE_FEATS) float32, `node_opcode`
 uint8, `edge_index` (edges, 2) int64 [consumer, producer], `config_feat` (configs,
 PAIR_FEATS) float32 (`pair_features`: the configuration's and the model's totals),
-`config_runtime` (configs,) int64 — the median time of one call in nanoseconds, as timed — and
+`config_runtime` (configs,) int64 — the time of one call in nanoseconds, as timed: the fastest
+of the measurement's samples (`fastslow.predict.reference.fastest`) — and
 `config_runtime_normalizers` (configs,) int64, the batch size, so that runtime / normalizer (what
 the tile loader computes) is the time per item. Beside them:
-`config_reference` (configs,) float64, the speed reference's median in the same interleaved
-rounds (nanoseconds), and `config_relative`, the median over rounds of time / reference (see
+`config_reference` (configs,) float64, the speed reference's fastest in the same interleaved
+rounds (nanoseconds), and `config_relative`, the first over the second (see
 fastslow.predict.reference); `node_flops`, `node_bytes` and `node_weight_bytes` (each
 operator's costs, float64, for the baselines) and `meta`, a JSON string (the sample, its
 family, its configurations in row order, its totals). Everything loads with
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from fastslow.measure.stats import Measurement
 from fastslow.predict.baselines import Costs, costs_of
 from fastslow.predict.capture import NODE_FEATS, OpGraph, log_feature
 from fastslow.predict.configs import CONFIG_FEATS, Config
-from fastslow.predict.reference import group_kind, relative
+from fastslow.predict.reference import fastest, group_kind, relative
 from fastslow.tpugraphs.data import SCHEMAS, TILE_KEYS, FileInfo, Schema, TileGraph, load_arrays, tile_graph
 
 CONTEXT_FEATS = 4
@@ -59,13 +61,18 @@ if KIND not in SCHEMAS:
 # transformer's dozens of views as copies), and a view of a weight is that weight: a Linear
 # layer's product reads its matrix through a transposing view, and that matrix had counted as an
 # activation, read per item instead of once per batch.
-FORMAT_VERSION = 6
+# 7: a configuration's time is its measurement's fastest sample over the speed reference's fastest,
+# not the median over rounds of their ratio (repeated measurements agree more often, see
+# fastslow.predict.reference).
+FORMAT_VERSION = 7
 # Collections of these formats differ from this version's only in what the capture puts in the
-# graphs (their measurements were taken as this version takes them), so `fastslow predictor
-# recapture` brings them up to date without measuring again.
-RECAPTURABLE = (4, 5)
+# graphs and what is taken of each measurement's samples (their measurements were taken as this
+# version takes them, and every sample is stored), so `fastslow predictor recapture` brings them
+# up to date without measuring again.
+RECAPTURABLE = (4, 5, 6)
 MANIFEST = "collection.json"
 MEASUREMENTS = "measurements.db"
+COLLECT_COMMAND = "predictor collect"  # what a collection's measurements are recorded as
 NPZ = "npz"
 
 
@@ -135,22 +142,47 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     return path
 
 
+def time_arrays(configs: list[Config], measured: list[Measurement]) -> dict[str, np.ndarray]:
+    """The arrays of a model's file that come from timing it, one row per configuration. Each
+    measurement carries its speed reference's samples (`extra["reference_samples_s"]`)."""
+    if not configs or len(configs) != len(measured):
+        raise ValueError("a model's file needs one measurement per configuration")
+    refs = [m.extra["reference_samples_s"] for m in measured]
+    return {
+        "config_runtime": np.maximum(1, np.rint(np.asarray([fastest(m.samples_s) for m in measured]) * 1e9)
+                                     ).astype(np.int64),
+        "config_runtime_normalizers": np.asarray([c.batch for c in configs], np.int64),
+        "config_reference": np.asarray([fastest(r) * 1e9 for r in refs], np.float64),
+        "config_relative": np.asarray([relative(m, r) for m, r in zip(measured, refs, strict=True)], np.float64),
+    }
+
+
 def write_model(out: Path, graph: OpGraph, meta: dict[str, Any], configs: list[Config],
                 measured: list[Measurement]) -> Path:
-    """One model's file. Each measurement carries its speed reference's samples
-    (`extra["reference_samples_s"]`)."""
-    if not configs or len(configs) != len(measured):
-        raise ValueError("write_model needs one measurement per configuration")
-    runtime = np.maximum(1, np.rint(np.asarray([m.median_s for m in measured]) * 1e9)).astype(np.int64)
-    refs = [m.extra["reference_samples_s"] for m in measured]
+    """One model's file."""
     arrays = {
-        **graph_arrays(graph, configs),
-        "config_runtime": runtime, "config_runtime_normalizers": np.asarray([c.batch for c in configs], np.int64),
-        "config_reference": np.asarray([np.median(r) * 1e9 for r in refs], np.float64),
-        "config_relative": np.asarray([relative(m, r) for m, r in zip(measured, refs, strict=True)], np.float64),
+        **graph_arrays(graph, configs), **time_arrays(configs, measured),
         "meta": np.asarray(json.dumps({**meta, "configs": [c.to_dict() for c in configs], **graph_meta(graph)})),
     }
     return save_arrays(npz_path(out, meta["name"]), arrays)
+
+
+def stored_measurements(out: Path) -> Iterator[tuple[dict[str, Any], Config, Measurement]]:
+    """Every measurement a collection's database holds (params: its sample, whether a repeat, its
+    configuration), oldest first: a model measured again after an interrupted run comes after the
+    measurements of it that were never written to its file."""
+    from fastslow.measure.bench import Point
+    from fastslow.store.db import ResultsStore
+
+    path = out / MEASUREMENTS
+    if not path.is_file():
+        return
+    with ResultsStore(path, readonly=True) as db:
+        for record in reversed(db.query(command=COLLECT_COMMAND, limit=None)):
+            for raw in db.get(record.id).points:
+                p = Point.from_record(raw)
+                if p.measurement is not None:
+                    yield p.params, Config.from_dict(p.params), p.measurement
 
 
 @dataclass
@@ -162,9 +194,9 @@ class ModelData:
     meta: dict[str, Any]
     graph: TileGraph  # the tile loader's view (its runtime: nanoseconds per item, at the collection's speed)
     configs: list[Config]
-    latency_s: np.ndarray  # (configs,) median seconds per call at the collection's speed (the labels)
-    timed_s: np.ndarray  # (configs,) median seconds per call as timed
-    reference_s: np.ndarray  # (configs,) the speed reference's median beside each
+    latency_s: np.ndarray  # (configs,) seconds per call at the collection's speed (the labels)
+    timed_s: np.ndarray  # (configs,) seconds per call as timed (the fastest sample)
+    reference_s: np.ndarray  # (configs,) the speed reference's fastest beside each
     relative: np.ndarray  # (configs,) time / reference
     node_opcode: np.ndarray
     node_flops: np.ndarray

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fastslow.predict.configs import Config
-from fastslow.predict.dataset import MEASUREMENTS, ModelData
+from fastslow.predict.dataset import ModelData, stored_measurements
 from fastslow.predict.metrics import noise_floor, scores
 from fastslow.predict.predictor import METHODS, Predictor, PredictorConfig, fit, operators, predict_models
 
@@ -92,29 +92,17 @@ def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[
     """(configuration, the latency a model's file holds, the same configuration measured again
     later) for every repeated measurement the collection made: at the collection's speed
     (`reference_s`, see fastslow.predict.reference), or as timed when `reference_s` is None."""
-    from fastslow.measure.bench import Point
-    from fastslow.predict.reference import group_kind, relative
-    from fastslow.store.db import ResultsStore
+    from fastslow.predict.reference import fastest, group_kind, relative
 
-    path = collection / MEASUREMENTS
-    if not path.is_file():
-        return []
     first = {(m.name, c): float(t if reference_s else raw)
              for m in models for c, t, raw in zip(m.configs, m.latency_s, m.timed_s, strict=True)}
     pairs = []
-    with ResultsStore(path, readonly=True) as db:
-        for record in db.query(command="predictor collect", limit=None):
-            for raw in db.get(record.id).points:
-                p = Point.from_record(raw)
-                if not p.params.get("repeat") or p.measurement is None:
-                    continue
-                c = Config.from_dict(p.params)
-                if (p.params["sample"], c) not in first:
-                    continue
-                m = p.measurement
-                again = (relative(m, m.extra["reference_samples_s"]) * reference_s[group_kind(c)] if reference_s
-                         else m.median_s)
-                pairs.append((c, first[(p.params["sample"], c)], again))
+    for params, c, m in stored_measurements(collection):
+        if not params.get("repeat") or (params["sample"], c) not in first:
+            continue
+        again = (relative(m, m.extra["reference_samples_s"]) * reference_s[group_kind(c)] if reference_s
+                 else fastest(m.samples_s))
+        pairs.append((c, first[(params["sample"], c)], again))
     return pairs
 
 

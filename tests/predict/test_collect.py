@@ -15,9 +15,10 @@ from fastslow.errors import UserError
 from fastslow.measure.bench import Point
 from fastslow.predict.baselines import costs_of
 from fastslow.predict.capture import NODE_FEATS
-from fastslow.predict.collect import COMMAND, CollectSettings, collect, recapture, sole_writer
+from fastslow.predict.collect import CollectSettings, collect, recapture, sole_writer
 from fastslow.predict.configs import CONFIG_FEATS, Config
 from fastslow.predict.dataset import (
+    COLLECT_COMMAND,
     FORMAT_VERSION,
     MEASUREMENTS,
     PAIR_FEATS,
@@ -52,7 +53,7 @@ def test_every_model_is_a_tile_file_the_tpugraphs_loader_reads(collection):
         assert (m.latency_s > 0).all() and m.graph.node_feat.shape[1] == NODE_FEATS
         assert np.allclose(arrays["config_runtime"] / 1e9, m.timed_s)  # as timed, kept beside
         # at the collection's speed: the time relative to the speed reference beside it, times the
-        # reference's median over the collection's groups of the same kind
+        # reference's median (of its fastest samples) over the collection's groups of the same kind
         nominal = np.asarray([manifest["reference_s"][group_kind(c)] for c in m.configs])
         assert np.allclose(m.latency_s, m.relative * nominal)
     runtimes = {m.family: {c.runtime for c in m.configs} for m in models}
@@ -68,12 +69,12 @@ def test_measurements_land_in_both_databases_with_their_samples(collection):
     mlp = next(m for m in models if m.name == "mlp-0")
     for path in (out / MEASUREMENTS, results_db):
         with ResultsStore(path, readonly=True) as db:
-            (run,) = db.query(command=COMMAND)
+            (run,) = db.query(command=COLLECT_COMMAND)
             record = db.get(run.id)
         assert run.status == "partial"  # the broken models failed
         assert record.env["machine"]["cpu"] == machine()["cpu"]
         points = [Point.from_record(p) for p in record.points]
-        first = {Config.from_dict(p.params): p.measurement.median_s for p in points
+        first = {Config.from_dict(p.params): min(p.measurement.samples_s) for p in points  # its fastest sample
                  if p.params.get("sample") == "mlp-0" and p.measurement and not p.params["repeat"]}
         assert sorted(first, key=str) == sorted(mlp.configs, key=str)
         in_file = dict(zip(mlp.configs, mlp.timed_s.tolist(), strict=True))
@@ -203,7 +204,7 @@ def test_ctrl_c_keeps_every_finished_model_and_the_next_run_continues(tmp_path):
     kept = {p.stem for p in (tmp_path / "d" / "npz").glob("*.npz")}
     assert len(kept) >= 2
     with ResultsStore(tmp_path / "d" / MEASUREMENTS, readonly=True) as db:
-        (run,) = db.query(command=COMMAND)
+        (run,) = db.query(command=COLLECT_COMMAND)
         measured = {p["params"]["sample"] for p in db.get(run.id).points}
     assert run.status == "interrupted" and kept <= measured
     again = collect(tmp_path / "d", CollectSettings(batches=(1,), threads=(1,), runtimes=("eager",), budget_s=0.01,
@@ -213,20 +214,23 @@ def test_ctrl_c_keeps_every_finished_model_and_the_next_run_continues(tmp_path):
 
 
 def _as_format(folder, fmt: int, mangle: bool = False) -> None:
-    """Mark a collection and its files as of format `fmt` (its graphs zeroed when `mangle`)."""
+    """Mark a collection and its files as of format `fmt` (their graphs and times changed when `mangle`)."""
     manifest = json.loads((folder / "collection.json").read_text())
     (folder / "collection.json").write_text(json.dumps({**manifest, "format": fmt}))
     for path in (folder / "npz").glob("*.npz"):
         with np.load(path, allow_pickle=False) as z:
             arrays = dict(z.items())
         arrays["meta"] = np.asarray(json.dumps({**json.loads(str(arrays["meta"])), "format": fmt}))
-        if mangle:
+        if mangle:  # graphs zeroed, and times that are not what this version takes of the samples
             arrays["node_feat"] = np.zeros_like(arrays["node_feat"])
             arrays["config_feat"] = np.zeros_like(arrays["config_feat"])
+            arrays["config_runtime"] = arrays["config_runtime"] * 2
+            arrays["config_reference"] = arrays["config_reference"] * 3
+            arrays["config_relative"] = arrays["config_relative"] * 1.5
         np.savez_compressed(path, **arrays)
 
 
-def test_recapture_rewrites_the_graphs_of_an_earlier_format_and_keeps_every_measurement(collection, tmp_path):
+def test_recapture_rewrites_the_graphs_and_times_of_an_earlier_format_from_the_stored_samples(collection, tmp_path):
     import shutil
 
     from fastslow.predict.collect import recapture
@@ -246,7 +250,9 @@ def test_recapture_rewrites_the_graphs_of_an_earlier_format_and_keeps_every_meas
     for a, b in zip(before, after, strict=True):
         assert a.name == b.name and np.array_equal(a.graph.node_feat, b.graph.node_feat)  # captured as collected
         assert np.array_equal(a.graph.config_feat, b.graph.config_feat)
-        assert np.array_equal(a.latency_s, b.latency_s) and np.array_equal(a.timed_s, b.timed_s)  # measurements kept
+        # the times taken again from the stored samples are those collecting writes
+        assert np.array_equal(a.latency_s, b.latency_s) and np.array_equal(a.timed_s, b.timed_s)
+        assert np.array_equal(a.reference_s, b.reference_s)
         assert b.meta["format"] == FORMAT_VERSION
     assert recapture(copy).models == 0  # up to date: nothing to do
 
@@ -272,5 +278,11 @@ def test_recapture_refuses_what_it_cannot_bring_up_to_date(collection, tmp_path)
     with pytest.raises(UserError, match="mlp-1.npz: the corpus no longer draws the model that was measured"):
         recapture(copy)
     assert json.loads((copy / "collection.json").read_text())["format"] == 4  # left as it was
+    shutil.rmtree(copy)
+    shutil.copytree(out, copy)
+    _as_format(copy, 6)
+    (copy / "measurements.db").unlink()  # the samples its times are taken from
+    with pytest.raises(UserError, match="measurements.db holds no measurement of cnn-se-0 at batch"):
+        recapture(copy)
     with pytest.raises(UserError, match="no collection.json"):
         recapture(tmp_path / "nothing")
