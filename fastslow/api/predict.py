@@ -156,8 +156,8 @@ def load_predictor(path: str | Path) -> Predictor:
     if trained != FORMAT_VERSION:
         collection = p.info.get("collection", "its collection")
         made = f"format {trained}" if trained else "an earlier format"
-        raise UserError(f"predictor {path} was trained on graphs of {made}, "
-                        f"and this version of fastslow captures format {FORMAT_VERSION}, whose features it never saw: "
+        raise UserError(f"predictor {path} was trained on a collection of {made}, and this version of fastslow "
+                        f"writes format {FORMAT_VERSION}, whose features or times it never saw: "
                         f"train it again (`fastslow predictor recapture {collection}`, then "
                         f"`fastslow predictor train {collection}`)")
     return p

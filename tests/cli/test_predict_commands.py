@@ -178,8 +178,8 @@ def test_a_predictor_trained_on_another_formats_graphs_is_refused_with_what_retr
         for args in (["predict", "zoo:mlp"], ["predictor", "eval"]):
             r = cli("--db", str(db), *args, *(["--predictor"] if args[0] == "predict" else []), file)
             assert r.code == 2 and r.out == "", (args, r.err)
-            assert r.err.count("\n") == 1 and f"predictor {file} was trained on graphs of {made}" in r.err
-            assert f"captures format {FORMAT_VERSION}" in r.err
+            assert r.err.count("\n") == 1 and f"predictor {file} was trained on a collection of {made}" in r.err
+            assert f"writes format {FORMAT_VERSION}" in r.err
             assert f"fastslow predictor recapture {collection}`, then `fastslow predictor train {collection}`" in r.err
 
 
