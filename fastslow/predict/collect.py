@@ -482,7 +482,8 @@ def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | No
             if json.loads(json.dumps(s.params)) != meta["params"] or list(s.input_shape) != meta["input_shape"]:
                 raise UserError(f"{path}: the corpus no longer draws the model that was measured ({meta['name']}): "
                                 "collect again into another --out")
-            if measured is None:  # the last first measurement of each (model, configuration) is its file's
+            if measured is None:  # oldest first, so each (model, configuration) keeps its last non-repeat
+                # measurement: the one its file was written from
                 measured = {(p["sample"], c): m for p, c, m in stored_measurements(out) if not p.get("repeat")}
             missing = [c.describe() for c in configs if (meta["name"], c) not in measured]
             if missing:
