@@ -98,13 +98,14 @@ def main() -> None:
     print(f"noise floor: {n['pairs']} repeated measurements, {100 * n['within_10']:.1f}% agree within ±10%, "
           f"{100 * n['within_20']:.1f}% within ±20%, RMSPE {100 * n['rmspe']:.1f}%; a predictor right on average "
           f"would land within ±10% of one measurement {100 * n['ceiling_10']:.1f}% of the time (the ceiling)")
-    print("within ±10% per runtime, held-out models of seen families, beside that runtime's noise floor:")
-    for rt, by_method in ev.by_runtime.items():
-        floor = n["by_runtime"].get(rt, {"within_10": float("nan"), "ceiling_10": float("nan"), "pairs": 0})
-        print(f"  {rt:<14}" + "".join(f"{PREDICTOR_METHODS[k]} {100 * v['within_10']:5.1f}%   "
-                                      for k, v in by_method.items())
-              + f"noise floor {100 * floor['within_10']:5.1f}%, ceiling {100 * floor['ceiling_10']:5.1f}%"
-                f" ({floor['pairs']} repeats)")
+    for part, by_value in ev.by_part.items():
+        print(f"within ±10% per {part}, held-out models of seen families, beside its noise floor:")
+        for value, by_method in by_value.items():
+            floor = n[f"by_{part}"].get(value, {"within_10": float("nan"), "ceiling_10": float("nan"), "pairs": 0})
+            print(f"  {value:<14}" + "".join(f"{PREDICTOR_METHODS[k]} {100 * v['within_10']:5.1f}%   "
+                                          for k, v in by_method.items())
+                  + f"noise floor {100 * floor['within_10']:5.1f}%, ceiling {100 * floor['ceiling_10']:5.1f}%"
+                    f" ({floor['pairs']} repeats)")
 
     # 1,000 (model, configuration) pairs predicted in one call, timed by fastslow's timer on one thread
     graphs, costs, configs, pairs = [], [], [], 0
@@ -137,8 +138,8 @@ def main() -> None:
     line("noise floor: repeated measurements within ±10%", n["within_10"], "(floor)", True)
     line("ceiling: a right-on-average predictor within ±10% (estimated)", n["ceiling_10"], "(ceiling)", True)
     out = data.parent / "predictor-targets.json"
-    write_json(str(out), {"held_out": ev.held_out, "held_out_by_runtime": ev.by_runtime, "families": ev.families,
-                          "noise": n, "predict_pairs": pairs,
+    write_json(str(out), {"held_out": ev.held_out, **{f"held_out_by_{p}": v for p, v in ev.by_part.items()},
+                          "families": ev.families, "noise": n, "predict_pairs": pairs,
                           "predict_s": timing.median_s, "models": len(models), "measurements": measurements})
     print(f"\nfigures written to {out}")
 

@@ -33,11 +33,12 @@ from fastslow.predict.collect import recapture as recapture_into
 from fastslow.predict.configs import Config, Runners, configs_for
 from fastslow.predict.dataset import FORMAT_VERSION, describe_machine, fingerprint, load_collection, machine
 from fastslow.predict.evaluate import (
+    PARTS,
     leave_one_family_out,
     noise,
     score_methods,
     score_predictions,
-    scores_by_runtime,
+    scores_by,
     split_models,
 )
 from fastslow.predict.metrics import scores
@@ -326,12 +327,14 @@ class EvalRun:
     families: dict[str, Any]  # leave one family out: {"families": {family: {method: scores}}, "pooled": {...}}
     noise: dict[str, Any]
     seconds: float
-    by_runtime: dict[str, dict[str, Any]] = field(default_factory=dict)  # runtime -> method -> held-out scores
+    # held-out scores per value of each configuration part (evaluate.PARTS): part -> value -> method -> scores
+    by_part: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     saved: Saved | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"predictor": self.predictor, "held_out_models": self.held_out,
-                "held_out_models_by_runtime": self.by_runtime, "held_out_families": self.families,
+                **{f"held_out_models_by_{part}": by for part, by in self.by_part.items()},
+                "held_out_families": self.families,
                 "noise_floor": self.noise, "seconds": self.seconds}
 
 
@@ -352,14 +355,14 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
                                           f"{', '.join(known)})")
     t0 = time.perf_counter()
     held = [m for m in models if m.name in set(p.info.get("held_out", []))]
-    predicted = predict_models(p, held) if held else {}  # once, for the scores overall and per runtime
+    predicted = predict_models(p, held) if held else {}  # once, for the scores overall and per part
     held_scores = score_predictions(predicted, held)
     lofo: dict[str, Any] = {"families": {}, "pooled": {}, "unseen_operators": {}}
     if leave_family_out:
         cfg = PredictorConfig(**p.info["config"])
         lofo = leave_one_family_out(models, cfg, p.machine, families=families, device=device, on_fold=on_fold)
     result = EvalRun(str(run), held_scores, lofo, noise(collection, models, manifest["reference_s"]),
-                     time.perf_counter() - t0, scores_by_runtime(predicted, held))
+                     time.perf_counter() - t0, {part: scores_by(predicted, held, part) for part in PARTS})
     record = Record("predictor eval", str(run), {"data": str(collection), "families": families,
                                                  "leave_family_out": leave_family_out},
                     {**environment("cpu"), "machine": p.machine}, result.to_dict(), "ok",

@@ -223,7 +223,8 @@ def eval_cmd(
                           on_fold=lambda f, i, n: advance(f"leaving out {f} ({i + 1}/{n})"))
     if result.held_out:
         output.console.print(tables.predictor_scores_table("held-out models of seen families", result.held_out))
-        output.console.print(tables.runtime_scores_table(result.by_runtime, result.noise.get("by_runtime", {})))
+        for part, by_value in result.by_part.items():
+            output.console.print(tables.part_scores_table(part, by_value, result.noise.get(f"by_{part}", {})))
     if result.families.get("families"):
         output.console.print(tables.family_scores_table(result.families["families"],
                                                         result.families["unseen_operators"]))

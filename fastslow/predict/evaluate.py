@@ -2,7 +2,7 @@
 
 * held-out models of seen families: a seeded share of each family's models (at least one of
   every family with two or more) is kept out of training; the predictor is scored on them, over
-  every configuration and per runtime (beside that runtime's noise floor);
+  every configuration and per runtime and thread count (beside each one's noise floor);
 * held-out families: leave one family out: train on every other family, score on it; per
   family and pooled over all folds;
 * the noise floor: models the collection measured twice (see `fastslow.predict.collect`).
@@ -106,25 +106,38 @@ def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[
     return pairs
 
 
+# The parts of a configuration that held-out scores and the noise floor are also given for, one
+# value at a time: where a value's repeated measurements disagree more (two threads on a busy
+# 2-core machine, where a neighbour takes one of the cores), no method can score higher there.
+PARTS = ("runtime", "threads")
+
+
+def _value(c: Config, part: str) -> str:
+    return str(getattr(c, part))
+
+
 def noise(collection: Path, models: list[ModelData], reference_s: dict[str, float]) -> dict[str, Any]:
     """The noise floor at the collection's speed, and as timed (`raw`), over every repeated
-    measurement and per runtime (`by_runtime`)."""
+    measurement and per value of each of `PARTS` (`by_runtime`, `by_threads`)."""
     pairs = repeated_pairs(collection, models, reference_s)
-    runtimes = sorted({c.runtime for c, _, _ in pairs})
-    return {**noise_floor([(a, b) for _, a, b in pairs]),
-            "raw": noise_floor([(a, b) for _, a, b in repeated_pairs(collection, models)]),
-            "by_runtime": {rt: noise_floor([(a, b) for c, a, b in pairs if c.runtime == rt]) for rt in runtimes}}
+    out = {**noise_floor([(a, b) for _, a, b in pairs]),
+           "raw": noise_floor([(a, b) for _, a, b in repeated_pairs(collection, models)])}
+    for part in PARTS:
+        values = sorted({_value(c, part) for c, _, _ in pairs})
+        out[f"by_{part}"] = {v: noise_floor([(a, b) for c, a, b in pairs if _value(c, part) == v]) for v in values}
+    return out
 
 
-def scores_by_runtime(predicted: dict[str, list[np.ndarray]], models: list[ModelData]
-                      ) -> dict[str, dict[str, dict[str, Any]]]:
-    """`score_predictions` on each runtime's configurations alone: {runtime: {method: scores}},
-    so each can be read beside that runtime's noise floor."""
+def scores_by(predicted: dict[str, list[np.ndarray]], models: list[ModelData], part: str
+              ) -> dict[str, dict[str, dict[str, Any]]]:
+    """`score_predictions` on the configurations with each value of `part` (one of `PARTS`) alone:
+    {value: {method: scores}}, so each can be read beside that value's noise floor."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for rt in sorted({c.runtime for m in models for c in m.configs}):
-        keep = [np.asarray([c.runtime == rt for c in m.configs]) for m in models]
+    for value in sorted({_value(c, part) for m in models for c in m.configs}):
+        keep = [np.asarray([_value(c, part) == value for c in m.configs]) for m in models]
         idx = [i for i, k in enumerate(keep) if k.any()]
-        out[rt] = {name: scores([predicted[name][i][keep[i]] for i in idx], [models[i].latency_s[keep[i]] for i in idx],
-                                [[c for c, k in zip(models[i].configs, keep[i], strict=True) if k] for i in idx])
-                   for name in predicted}
+        out[value] = {name: scores([predicted[name][i][keep[i]] for i in idx],
+                                   [models[i].latency_s[keep[i]] for i in idx],
+                                   [[c for c, k in zip(models[i].configs, keep[i], strict=True) if k] for i in idx])
+                      for name in predicted}
     return out

@@ -236,16 +236,17 @@ def family_scores_table(families: dict[str, dict[str, dict[str, Any]]],
     return t
 
 
-def runtime_scores_table(by_runtime: dict[str, dict[str, Any]], noise_by_runtime: dict[str, Any]) -> Table:
-    """Per runtime: how often each method's held-out predictions, and the collection's repeated
-    measurements, fall within ±10%: where the noise floor is low, no method can score high."""
-    methods = list(next(iter(by_runtime.values()))) if by_runtime else []
-    t = _table("within ±10% per runtime (held-out models of seen families)",
-               ["runtime", "predictions", *[PREDICTOR_METHODS.get(m, m) for m in methods], "noise floor", "ceiling",
-                "repeats"], left=("runtime",))
-    for rt, by_method in by_runtime.items():
-        n = noise_by_runtime.get(rt) or {"pairs": 0, "within_10": math.nan, "ceiling_10": math.nan}
-        t.add_row(rt, str(next(iter(by_method.values()))["pairs"]),
+def part_scores_table(part: str, by_value: dict[str, dict[str, Any]], noise_by_value: dict[str, Any]) -> Table:
+    """Per value of a configuration part (its runtime, its thread count): how often each method's
+    held-out predictions, and the collection's repeated measurements, fall within ±10%: where the
+    noise floor is low, no method can score high."""
+    methods = list(next(iter(by_value.values()))) if by_value else []
+    t = _table(f"within ±10% per {part} (held-out models of seen families)",
+               [part, "predictions", *[PREDICTOR_METHODS.get(m, m) for m in methods], "noise floor", "ceiling",
+                "repeats"], left=(part,))
+    for value, by_method in by_value.items():
+        n = noise_by_value.get(value) or {"pairs": 0, "within_10": math.nan, "ceiling_10": math.nan}
+        t.add_row(value, str(next(iter(by_method.values()))["pairs"]),
                   *[_percent(s["within_10"]) for s in by_method.values()], _percent(n["within_10"]),
                   _percent(n["ceiling_10"]), str(n["pairs"]))
     return t

@@ -1,6 +1,7 @@
 """The latency predictor: its baselines recover what they model, its network's readout sums the
 operators' times, it saves and loads whole, and its metrics say what they claim."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ from fastslow.predict.baselines import Costs, OperatorSum, RooflineRegression, c
 from fastslow.predict.capture import OPS, capture
 from fastslow.predict.configs import Config
 from fastslow.predict.dataset import load_collection
-from fastslow.predict.evaluate import score_methods, split_models
+from fastslow.predict.evaluate import score_methods, scores_by, split_models
 from fastslow.predict.metrics import noise_floor, scores
 from fastslow.predict.predictor import (
     Predictor,
@@ -184,6 +185,24 @@ def test_scores_on_known_predictions():
     assert s["kendall_tau"] == pytest.approx(1.0)  # each configuration orders the three models right
     n = noise_floor([(1.0, 1.05), (1.0, 1.3), (2.0, 1.7)])
     assert n["pairs"] == 3 and n["within_10"] == pytest.approx(1 / 3) and n["within_20"] == pytest.approx(2 / 3)
+
+
+def test_scores_per_thread_count_split_every_models_pairs_by_their_configurations(collection):
+    _, models = load_collection(collection[0])
+    # the same measurements, every other configuration taken as if on two threads
+    models = [dataclasses.replace(m, configs=[dataclasses.replace(c, threads=1 + i % 2) for i, c in
+                                              enumerate(m.configs)]) for m in models]
+    predicted = {"exact": [m.latency_s.copy() for m in models], "high": [m.latency_s * 1.15 for m in models]}
+    for p in predicted["exact"]:
+        p[1::2] *= 1.3  # wrong on the two-thread configurations alone
+    by = scores_by(predicted, models, "threads")
+    assert list(by) == ["1", "2"]
+    assert by["1"]["exact"]["within_10"] == 1.0 and by["2"]["exact"]["within_20"] == 0.0
+    assert by["1"]["high"]["within_10"] == 0.0 and by["1"]["high"]["within_20"] == 1.0
+    total = sum(len(m.configs) for m in models)
+    assert by["1"]["exact"]["pairs"] + by["2"]["exact"]["pairs"] == total
+    assert by["1"]["exact"]["models"] == len(models)
+    assert list(scores_by(predicted, models, "runtime")) == ["eager", "int8-dynamic", "onnx"]
 
 
 def test_the_ceiling_takes_one_measurements_noise_as_a_pairs_over_root_two():
