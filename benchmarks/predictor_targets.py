@@ -27,7 +27,7 @@ from fastslow.predict.baselines import costs_of
 from fastslow.predict.dataset import load_collection
 from fastslow.predict.predictor import PredictorConfig
 from fastslow.report.output import write_json
-from fastslow.report.tables import PREDICTOR_METHODS
+from fastslow.report.tables import PART_NAMES, PREDICTOR_METHODS
 
 HIGHER = ("within_10", "within_20", "kendall_tau", "top1_within_5")
 LOWER = ("rmspe", "top1_slowdown")
@@ -99,7 +99,8 @@ def main() -> None:
           f"{100 * n['within_20']:.1f}% within ±20%, RMSPE {100 * n['rmspe']:.1f}%; a predictor right on average "
           f"would land within ±10% of one measurement {100 * n['ceiling_10']:.1f}% of the time (the ceiling)")
     for part, by_value in ev.by_part.items():
-        print(f"within ±10% per {part}, held-out models of seen families, beside its noise floor:")
+        print(f"within ±10% per {PART_NAMES.get(part, part)}, held-out models of seen families, beside its "
+              "noise floor:")
         for value, by_method in by_value.items():
             floor = n[f"by_{part}"].get(value, {"within_10": float("nan"), "ceiling_10": float("nan"), "pairs": 0})
             print(f"  {value:<14}" + "".join(f"{PREDICTOR_METHODS[k]} {100 * v['within_10']:5.1f}%   "

@@ -236,12 +236,15 @@ def family_scores_table(families: dict[str, dict[str, dict[str, Any]]],
     return t
 
 
+PART_NAMES = {"threads": "thread count"}  # a configuration part as a title names it (else by its own name)
+
+
 def part_scores_table(part: str, by_value: dict[str, dict[str, Any]], noise_by_value: dict[str, Any]) -> Table:
     """Per value of a configuration part (its runtime, its thread count): how often each method's
     held-out predictions, and the collection's repeated measurements, fall within ±10%: where the
     noise floor is low, no method can score high."""
     methods = list(next(iter(by_value.values()))) if by_value else []
-    t = _table(f"within ±10% per {part} (held-out models of seen families)",
+    t = _table(f"within ±10% per {PART_NAMES.get(part, part)} (held-out models of seen families)",
                [part, "predictions", *[PREDICTOR_METHODS.get(m, m) for m in methods], "noise floor", "ceiling",
                 "repeats"], left=(part,))
     for value, by_method in by_value.items():

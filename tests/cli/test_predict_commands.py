@@ -219,12 +219,13 @@ def test_eval_scores_held_out_models_and_families_beside_the_noise_floor(cli, tr
     assert d["noise_floor"]["pairs"] > 0 and 0 <= d["noise_floor"]["within_10"] <= 1
     # one measurement's noise is less than a pair's: the ceiling is never below the agreement of pairs
     assert d["noise_floor"]["within_10"] <= d["noise_floor"]["ceiling_10"] <= 1
-    for part, values in (("runtime", {"eager", "onnx", "int8-dynamic"}), ("threads", {"1"})):
+    for part, values, title in (("runtime", {"eager", "onnx", "int8-dynamic"}, "per runtime"),
+                                ("threads", {"1"}, "per thread count")):
         by_value, noise = d[f"held_out_models_by_{part}"], d["noise_floor"][f"by_{part}"]
         assert set(by_value) == values and set(noise) <= set(by_value)
         assert sum(v["gnn"]["pairs"] for v in by_value.values()) == d["held_out_models"]["gnn"]["pairs"]
         assert sum(v["pairs"] for v in noise.values()) == d["noise_floor"]["pairs"]
-        assert f"per {part}" in r.out
+        assert title in r.out
     assert "noise floor" in r.out and "held-out families" in r.out
     r = cli("predictor", "eval", str(folder), "--families", "cnn-nope")
     assert r.code == 2 and "'cnn-nope' is not in collection" in r.err
