@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastslow.tpugraphs.losses import hinge, listmle, mse
+from fastslow.tpugraphs.losses import HUBER_DELTA, hinge, listmle, log_huber, log_mse, mse
 from fastslow.tpugraphs.metrics import RankingReport, kendall_tau, ordered_pair_accuracy, top_k_slowdown
 
 RUNTIME = torch.tensor([[3.0, 1.0, 2.0, 7.0]])
@@ -18,6 +18,22 @@ def test_listmle_prefers_the_true_order_and_ignores_padding():
     # exact value for two items in the right order: log(1 + e^(s2 - s1)) with s = -score
     two = listmle(torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 2.0]]), torch.ones(1, 2, dtype=torch.bool))
     assert float(two) == pytest.approx(np.log1p(np.exp(-1.0)) / 2)
+
+
+def test_log_huber_is_squared_near_the_log_runtime_and_absolute_far_from_it():
+    runtime = torch.tensor([[1.0, 10.0, 100.0, 5.0]])
+    mask = torch.tensor([[True, True, True, False]])
+    target = runtime.log()
+    near = target + torch.tensor([[0.05, -0.05, 0.0, 9.0]])  # the masked one far off, ignored
+    # within the delta: log-MSE's squared error over twice the delta
+    squared = float(log_mse(near, runtime, mask))
+    assert float(log_huber(near, runtime, mask)) == pytest.approx(squared / (2 * HUBER_DELTA))
+    far = target + torch.tensor([[1.0, -2.0, 0.0, 0.0]])
+    assert float(log_huber(far, runtime, mask)) == pytest.approx((1.0 + 2.0 - 2 * HUBER_DELTA / 2) / 3)
+    # an error far out pulls with the same force however far: the gradient is capped at 1 / n
+    scores = far.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(log_huber(scores, runtime, mask), scores)
+    torch.testing.assert_close(grad, torch.tensor([[1 / 3, -1 / 3, 0.0, 0.0]]))
 
 
 @pytest.mark.parametrize("spread", [1.0, 200.0])
