@@ -13,7 +13,7 @@ The network and both baselines are scored on the same models side by side.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,11 @@ def _value(c: Config, part: str) -> str:
     return str(getattr(c, part))
 
 
+def _values(configs: Iterable[Config], part: str) -> list[str]:
+    """The values of `part` among `configs`, in their own order (2 threads before 16), as keys."""
+    return [str(v) for v in sorted({getattr(c, part) for c in configs})]
+
+
 def noise(collection: Path, models: list[ModelData], reference_s: dict[str, float]) -> dict[str, Any]:
     """The noise floor at the collection's speed, and as timed (`raw`), over every repeated
     measurement and per value of each of `PARTS` (`by_runtime`, `by_threads`)."""
@@ -123,7 +128,7 @@ def noise(collection: Path, models: list[ModelData], reference_s: dict[str, floa
     out = {**noise_floor([(a, b) for _, a, b in pairs]),
            "raw": noise_floor([(a, b) for _, a, b in repeated_pairs(collection, models)])}
     for part in PARTS:
-        values = sorted({_value(c, part) for c, _, _ in pairs})
+        values = _values((c for c, _, _ in pairs), part)
         out[f"by_{part}"] = {v: noise_floor([(a, b) for c, a, b in pairs if _value(c, part) == v]) for v in values}
     return out
 
@@ -133,7 +138,7 @@ def scores_by(predicted: dict[str, list[np.ndarray]], models: list[ModelData], p
     """`score_predictions` on the configurations with each value of `part` (one of `PARTS`) alone:
     {value: {method: scores}}, so each can be read beside that value's noise floor."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for value in sorted({_value(c, part) for m in models for c in m.configs}):
+    for value in _values((c for m in models for c in m.configs), part):
         keep = [np.asarray([_value(c, part) == value for c in m.configs]) for m in models]
         idx = [i for i, k in enumerate(keep) if k.any()]
         out[value] = {name: scores([predicted[name][i][keep[i]] for i in idx],

@@ -64,9 +64,10 @@ class PredictorConfig:
     configs_per_graph: int = 16  # configurations sampled per model and step
     # log-huber against log-mse (both with the ListMLE term), on a busy 2-core AMD EPYC's 24-minute
     # collection (139 trained, 32 held out, one thread): within ±10% 41.8% against 38.0% (64 wide,
-    # seeds 0-2) and 40.9% against 36.7% (128 wide, seed 0). Two-thread labels there are noisy (a
-    # neighbour on one core slows a run by half), and an absolute error far out keeps them from
-    # pulling the fit of the rest.
+    # seeds 0-2) and 40.8% against 37.6% (128 wide, seeds 0 and 1); on families left out, pooled,
+    # as before (50.6% within ±20% against 50.9%). Two-thread labels there are noisy (a neighbour
+    # on one core slows a run by half), and an absolute error far out keeps them from pulling the
+    # fit of the rest.
     loss: str = "log-huber+listmle"
     seed: int = 0
     minutes: float | None = None  # stop training after this long, whatever the epochs

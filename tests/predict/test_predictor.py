@@ -189,19 +189,19 @@ def test_scores_on_known_predictions():
 
 def test_scores_per_thread_count_split_every_models_pairs_by_their_configurations(collection):
     _, models = load_collection(collection[0])
-    # the same measurements, every other configuration taken as if on two threads
-    models = [dataclasses.replace(m, configs=[dataclasses.replace(c, threads=1 + i % 2) for i, c in
+    # the same measurements, taken as if on 2 threads and every other one on 16
+    models = [dataclasses.replace(m, configs=[dataclasses.replace(c, threads=2 + 14 * (i % 2)) for i, c in
                                               enumerate(m.configs)]) for m in models]
     predicted = {"exact": [m.latency_s.copy() for m in models], "high": [m.latency_s * 1.15 for m in models]}
     for p in predicted["exact"]:
-        p[1::2] *= 1.3  # wrong on the two-thread configurations alone
+        p[1::2] *= 1.3  # wrong on the 16-thread configurations alone
     by = scores_by(predicted, models, "threads")
-    assert list(by) == ["1", "2"]
-    assert by["1"]["exact"]["within_10"] == 1.0 and by["2"]["exact"]["within_20"] == 0.0
-    assert by["1"]["high"]["within_10"] == 0.0 and by["1"]["high"]["within_20"] == 1.0
+    assert list(by) == ["2", "16"]  # in their own order, not the strings'
+    assert by["2"]["exact"]["within_10"] == 1.0 and by["16"]["exact"]["within_20"] == 0.0
+    assert by["2"]["high"]["within_10"] == 0.0 and by["2"]["high"]["within_20"] == 1.0
     total = sum(len(m.configs) for m in models)
-    assert by["1"]["exact"]["pairs"] + by["2"]["exact"]["pairs"] == total
-    assert by["1"]["exact"]["models"] == len(models)
+    assert by["2"]["exact"]["pairs"] + by["16"]["exact"]["pairs"] == total
+    assert by["2"]["exact"]["models"] == len(models)
     assert list(scores_by(predicted, models, "runtime")) == ["eager", "int8-dynamic", "onnx"]
 
 
