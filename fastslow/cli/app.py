@@ -110,15 +110,22 @@ def timer(purpose: str, min_time: float | None = None, max_time: float | None = 
 
 
 @contextmanager
-def progress(total: int, description: str) -> Iterator[Callable[..., None]]:
-    """A progress bar with an ETA on stderr (only where stderr is a terminal)."""
+def progress(total: int | None, description: str) -> Iterator[Callable[..., None]]:
+    """A progress bar with an ETA on stderr (only where stderr is a terminal). It yields
+    `advance(description=None, *, done=None, total=None)`: one more step done, or `done` steps
+    in all, out of `total` where the count is known only once work has begun (start with None)."""
     from fastslow.report.output import err_console
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err_console, transient=True,
                   disable=not err_console.is_terminal) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda desc=None: bar.update(task, advance=1, description=desc or description)
+
+        def advance(desc: str | None = None, *, done: int | None = None, total: int | None = None) -> None:
+            bar.update(task, total=total, description=desc or description, refresh=True,  # drawn at each step
+                       **({"advance": 1} if done is None else {"completed": done}))
+
+        yield advance
 
 
 def say(message: str) -> None:

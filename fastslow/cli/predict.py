@@ -217,10 +217,11 @@ def eval_cmd(
 
     output.check_output_path(json_out)
     names = _names(families)
-    with progress(1, "evaluating") as advance:
+    # A fold is one family left out: as fold i begins, i are done (the count is known once the data is read).
+    with progress(None, "evaluating") as advance:
         result = evaluate(run, data=data, families=names, leave_family_out=leave_family_out, device=device,
                           store=state["db"] or True,
-                          on_fold=lambda f, i, n: advance(f"leaving out {f} ({i + 1}/{n})"))
+                          on_fold=lambda f, i, n: advance(f"leaving out {f} ({i + 1}/{n})", done=i, total=n))
     if result.held_out:
         output.console.print(tables.predictor_scores_table("held-out models of seen families", result.held_out))
         for part, by_value in result.by_part.items():
