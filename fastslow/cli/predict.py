@@ -82,7 +82,7 @@ def collect(
 
     def start(total: int) -> None:
         say(f"collecting {total} models into {out}" + (f" for at most {minutes:g} min" if minutes else ""))
-        bar["cm"] = progress(total, "collecting")
+        bar["cm"] = progress(total, "collecting", budget_s=minutes * 60 if minutes else None)
         bar["advance"] = bar["cm"].__enter__()
 
     def sample_done(s: Any, i: int, n: int) -> None:
@@ -179,7 +179,7 @@ def train(
                           seed=seed, minutes=minutes, readout=readout)
     output.check_output_path(json_out)
     rank0 = int(os.environ.get("RANK", "0")) == 0
-    with progress(epochs, "training") as advance:
+    with progress(epochs, "training", budget_s=minutes * 60 if minutes else None) as advance:
         result = run(data, out, cfg, holdout=holdout, device=device, store=state["db"] or True, db=state["db"],
                      on_epoch=lambda row: advance(f"training: epoch {row['epoch']}, loss {row['loss']:.4f}"))
     if not rank0:
