@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -63,6 +65,25 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """stderr's console as a terminal that keeps what was drawn on it (progress bars are drawn
+    only on a terminal); read it with `drawn`."""
+    from fastslow.report.output import err_console
+
+    screen = io.StringIO()
+    monkeypatch.setattr(err_console, "_file", screen)
+    monkeypatch.setattr(err_console, "_force_terminal", True)
+    monkeypatch.setattr(err_console, "is_interactive", True)
+    return screen
+
+
+def drawn(screen: io.StringIO) -> list[str]:
+    """The lines drawn on a `terminal`, without the control codes that redraw them."""
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "\n", screen.getvalue())
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def default_sigint() -> None:

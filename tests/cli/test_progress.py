@@ -1,30 +1,10 @@
 """The progress bar every long command draws on a terminal: its count and the time it says is left."""
 
-import io
 import re
 import time
 
-import pytest
-
 from fastslow.cli.app import progress
-
-
-@pytest.fixture
-def terminal(monkeypatch):
-    """stderr as a terminal that keeps what was drawn on it (the bar is drawn only on a terminal)."""
-    from fastslow.report.output import err_console
-
-    screen = io.StringIO()
-    monkeypatch.setattr(err_console, "_file", screen)
-    monkeypatch.setattr(err_console, "_force_terminal", True)
-    monkeypatch.setattr(err_console, "is_interactive", True)
-    return screen
-
-
-def frames(screen: io.StringIO) -> list[str]:
-    """The lines drawn, without the terminal's control codes."""
-    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "\n", screen.getvalue())
-    return [line.strip() for line in text.splitlines() if line.strip()]
+from tests.conftest import drawn
 
 
 def test_a_time_budget_that_ends_first_is_the_time_left(terminal):
@@ -33,7 +13,7 @@ def test_a_time_budget_that_ends_first_is_the_time_left(terminal):
         advance()
         time.sleep(0.3)
         advance("collecting: two")  # at this rate the 98 steps left would take about 29 s
-    last = frames(terminal)[-1]
+    last = drawn(terminal)[-1]
     left = re.search(r"(\d+):(\d\d):(\d\d) \(budget\)", last)
     assert last.startswith("collecting: two") and "2/100" in last and left, last
     assert 5 <= int(left[2]) * 60 + int(left[3]) <= 10
@@ -44,7 +24,7 @@ def test_without_a_budget_the_time_left_is_the_rates(terminal):
         for _ in range(2):
             time.sleep(0.2)
             advance()
-    last = frames(terminal)[-1]
+    last = drawn(terminal)[-1]
     assert "2/3" in last and "budget" not in last, last
 
 
@@ -52,6 +32,6 @@ def test_a_count_known_once_work_has_begun_is_set_with_the_steps_done(terminal):
     with progress(None, "evaluating") as advance:
         advance("leaving out a (1/3)", done=0, total=3)
         advance("leaving out b (2/3)", done=1, total=3)
-    shown = frames(terminal)
+    shown = drawn(terminal)
     assert "0/?" in shown[0]  # nothing known yet
     assert "leaving out b (2/3)" in shown[-1] and "1/3" in shown[-1], shown
