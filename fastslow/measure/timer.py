@@ -46,6 +46,10 @@ class TimerConfig:
     point_cap_s: float = 60.0  # ... unless a point has taken this long (then it is flagged few_samples)
     max_samples: int = 10_000
     block_min_s: float = 1e-3  # a timed block lasts at least this long
+    # Interleaved timing only: untimed calls before each timed block of a workload whose call is
+    # short (under COLD_START_MAX_CALL_S), so that no block starts on caches the other workloads
+    # filled. 0 (the default) times each block from its first call.
+    block_warmup_calls: int = 0
     inference_mode: bool = True
 
     def to_dict(self) -> dict[str, float | int | bool]:
@@ -62,6 +66,7 @@ class TimerConfig:
             "max_samples": self.max_samples >= self.min_samples,
             "point_cap_s": self.point_cap_s >= self.max_time_s,
             "block_min_s": self.block_min_s >= 0,
+            "block_warmup_calls": self.block_warmup_calls >= 0,
         }
         for name, ok in checks.items():
             value = getattr(self, name)
@@ -234,6 +239,12 @@ def _capture_cuda_graph(w: Workload) -> Callable[[], object]:
     return graph.replay
 
 
+# Past this time per call, a block's cold start (caches refilled after another workload: tens of
+# microseconds to a millisecond) is at most a few percent of it, and an untimed call first would
+# double the time of a slow workload's one-call blocks: `block_warmup_calls` skips those.
+COLD_START_MAX_CALL_S = 0.02
+
+
 def _calls_per_block(per_call_s: float, cfg: TimerConfig) -> int:
     if per_call_s <= 0:
         return 1000
@@ -248,6 +259,7 @@ def measure_interleaved(
     Each workload gets its own warm-up and block size; then one block of each is timed in
     turn, the first of each round rotating, until every workload meets the stopping rule.
     Samples stay paired by round: the i-th sample of each workload was taken in the same round.
+    With `block_warmup_calls`, a short workload's blocks each follow that many untimed calls.
     """
     cfg = config or TimerConfig()
     if not workloads:
@@ -256,6 +268,8 @@ def measure_interleaved(
     with mode:
         estimates = [_warm_up(w, cfg) for w in workloads]
         numbers = [_calls_per_block(per_call, cfg) for per_call, _ in estimates]
+        warm_ups = [cfg.block_warmup_calls if len(workloads) > 1 and per_call < COLD_START_MAX_CALL_S else 0
+                    for per_call, _ in estimates]
         samples: list[list[float]] = [[] for _ in workloads]
         budget_s = cfg.max_time_s * len(workloads)
         min_time_s = cfg.min_time_s * len(workloads)
@@ -268,6 +282,8 @@ def measure_interleaved(
             # always runs first, right after the other one has warmed (or cooled) the caches.
             start = rounds % len(workloads)
             for i in [*range(start, len(workloads)), *range(start)]:
+                if warm_ups[i]:
+                    _time_block(workloads[i], warm_ups[i])  # untimed: the caches back to this workload's
                 samples[i].append(_time_block(workloads[i], numbers[i]) / numbers[i])
             rounds += 1
             n = len(samples[0])

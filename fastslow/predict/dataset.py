@@ -64,12 +64,16 @@ if KIND not in SCHEMAS:
 # 7: a configuration's time is its measurement's fastest sample over the speed reference's fastest,
 # not the median over rounds of their ratio (repeated measurements agree more often, see
 # fastslow.predict.reference).
-FORMAT_VERSION = 7
+# 8: every timed block of a short workload follows one untimed call of its own, so that the speed
+# reference's blocks do not start on caches the model beside it filled: before, a large model's
+# reference ran up to 1.5x slow, and the model's time relative to it came out as much too fast
+# (see fastslow.predict.reference). Every sample changed, so no earlier format can be recaptured.
+FORMAT_VERSION = 8
 # Collections of these formats differ from this version's only in what the capture puts in the
 # graphs and what is taken of each measurement's samples (their measurements were taken as this
 # version takes them, and every sample is stored), so `fastslow predictor recapture` brings them
-# up to date without measuring again.
-RECAPTURABLE = (4, 5, 6)
+# up to date without measuring again. None yet for format 8.
+RECAPTURABLE: tuple[int, ...] = ()
 MANIFEST = "collection.json"
 MEASUREMENTS = "measurements.db"
 COLLECT_COMMAND = "predictor collect"  # what a collection's measurements are recorded as

@@ -26,6 +26,17 @@ group (`group_kind`), the median of the reference's (fastest) times in groups of
 model's latency "at the collection's speed" is its relative time times its group kind's nominal.
 `fastslow predict --verify` measures the reference beside the model, so it can say both what
 it timed and what that is at the speed the predictor was trained at.
+
+Each of the reference's blocks (and each short model's) follows one untimed call of its own
+(`TimerConfig.block_warmup_calls`, format 8). Without it, a block began on the caches the model
+beside it had just filled, and the bigger the model the slower the reference ran: in a 24-minute
+collection on a busy AMD EPYC, its fastest was 91 us beside the fifth of the models with the
+shortest calls and 116 us beside the fifth with the longest (ONNX Runtime on one thread; 94
+and 104 us beside torch), so a large model's time relative to it came out up to a fifth too
+fast. Timed in the collection's groups beside `cnn-large-1` on one thread, three times each
+way: the reference's fastest 118 us (torch) and 128 us (ONNX Runtime) from a cold start, 86 and
+84 us after an untimed call, about what it runs at alone (81 us); the model's own times moved by
+a few percent.
 """
 
 from __future__ import annotations

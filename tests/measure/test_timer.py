@@ -71,6 +71,43 @@ def test_interleaving_alternates_blocks_and_pairs_samples(fast_timer):
     assert timed[: 2 * ma.n] == ["a", "b", "b", "a"] * (ma.n // 2) + ["a", "b"] * (ma.n % 2)
 
 
+def test_interleaving_can_warm_each_block_up_with_untimed_calls():
+    order = []
+    cfg = TimerConfig(warmup_s=0.0, warmup_calls=1, min_time_s=0.0, max_time_s=0.05, min_samples=5,
+                      block_min_s=0.0, block_warmup_calls=1)
+    ma, mb = measure_interleaved(
+        [Workload(lambda: order.append("a"), track_memory=False),
+         Workload(lambda: order.append("b"), track_memory=False)], cfg)
+    timed = order[2:]  # after one warm-up call each
+    # each one-call block follows one untimed call of its own, the first of each round alternating
+    assert ma.calls_per_sample == 1 and timed[: 4 * ma.n] == ["a", "a", "b", "b", "b", "b", "a", "a"] * (
+        ma.n // 2) + ["a", "a", "b", "b"] * (ma.n % 2)
+
+
+def test_a_block_warmed_up_does_not_start_on_what_the_other_workload_left():
+    """A workload whose first call after the other one is slow (its caches refilled, here a 20 ms
+    sleep): timed from its first call, the blocks that follow the other's carry that call;
+    after an untimed call, none does."""
+    cold = {"now": True}
+
+    def other() -> None:
+        cold["now"] = True
+
+    def mine() -> None:
+        if cold["now"]:
+            time.sleep(0.02)
+            cold["now"] = False
+
+    blocks = {}
+    for warm_ups in (0, 1):
+        cfg = TimerConfig(warmup_s=0.0, warmup_calls=2, min_time_s=0.0, max_time_s=0.1, min_samples=6,
+                          block_warmup_calls=warm_ups)
+        _, m = measure_interleaved([Workload(other, track_memory=False), Workload(mine, track_memory=False)], cfg)
+        blocks[warm_ups] = [s * m.calls_per_sample for s in m.samples_s]  # each timed block's length
+    assert max(blocks[0]) >= 0.02  # a block that began right after the other workload's
+    assert max(blocks[1]) < 0.02  # no timed block held a cold call
+
+
 def test_peak_memory_sees_a_large_temporary_allocation(fast_timer):
     m = measure(lambda: torch.ones(16 << 20).sum(), config=fast_timer)  # 64 MiB temporary
     assert m.peak_mem_bytes is not None and 64 << 20 <= m.peak_mem_bytes < 65 << 20
@@ -91,7 +128,8 @@ def test_peak_memory_does_not_depend_on_what_ran_before(fast_timer):
 
 
 @pytest.mark.parametrize("field,value", [("max_time_s", 0.0), ("rel_precision", 0.0),
-                                         ("min_samples", 0), ("warmup_calls", -1)])
+                                         ("min_samples", 0), ("warmup_calls", -1),
+                                         ("block_warmup_calls", -1)])
 def test_config_rejects_out_of_range_values_by_name(field, value):
     with pytest.raises(UserError, match=field):
         TimerConfig(**{field: value})

@@ -230,21 +230,34 @@ def _as_format(folder, fmt: int, mangle: bool = False) -> None:
         np.savez_compressed(path, **arrays)
 
 
-def test_recapture_rewrites_the_graphs_and_times_of_an_earlier_format_from_the_stored_samples(collection, tmp_path):
+@pytest.fixture
+def recapturable(monkeypatch):
+    """A format before this one that `recapture` brings up to date. This version has none (format
+    8 changed how every block is timed), but the next change to the capture alone will."""
+    import fastslow.predict.collect
+    import fastslow.predict.dataset
+
+    earlier = FORMAT_VERSION - 1
+    for module in (fastslow.predict.collect, fastslow.predict.dataset):
+        monkeypatch.setattr(module, "RECAPTURABLE", (earlier,))
+    return earlier
+
+
+def test_recapture_rewrites_the_graphs_and_times_of_an_earlier_format_from_the_stored_samples(
+        collection, tmp_path, recapturable):
     import shutil
 
     from fastslow.predict.collect import recapture
-    from fastslow.predict.dataset import RECAPTURABLE
 
     out, _, _ = collection
     copy = tmp_path / "data"
     shutil.copytree(out, copy)
-    _as_format(copy, RECAPTURABLE[-1], mangle=True)
-    with pytest.raises(UserError, match=f"is of format {RECAPTURABLE[-1]}, .*predictor recapture {copy}"):
+    _as_format(copy, recapturable, mangle=True)
+    with pytest.raises(UserError, match=f"is of format {recapturable}, .*predictor recapture {copy}"):
         load_collection(copy)
     seen = []
     result = recapture(copy, on_model=lambda name, i, n: seen.append((name, i, n)))
-    assert result.before == RECAPTURABLE[-1] and result.models == 4 and [n for _, _, n in seen] == [4] * 4
+    assert result.before == recapturable and result.models == 4 and [n for _, _, n in seen] == [4] * 4
     (_, before), (manifest, after) = load_collection(out), load_collection(copy)
     assert manifest["format"] == FORMAT_VERSION
     for a, b in zip(before, after, strict=True):
@@ -257,17 +270,20 @@ def test_recapture_rewrites_the_graphs_and_times_of_an_earlier_format_from_the_s
     assert recapture(copy).models == 0  # up to date: nothing to do
 
 
-def test_recapture_refuses_what_it_cannot_bring_up_to_date(collection, tmp_path):
+def test_recapture_refuses_what_it_cannot_bring_up_to_date(collection, tmp_path, monkeypatch):
     import shutil
 
+    import fastslow.predict.collect
     from fastslow.predict.collect import recapture
 
     out, _, _ = collection
     copy = tmp_path / "data"
     shutil.copytree(out, copy)
-    _as_format(copy, 2)  # measured differently (a session per batch size): only collecting again helps
-    with pytest.raises(UserError, match="is of format 2: its measurements were taken differently"):
-        recapture(copy)
+    for fmt in (2, 7):  # measured differently (a session per batch size; cold blocks): only collecting again helps
+        _as_format(copy, fmt)
+        with pytest.raises(UserError, match=f"is of format {fmt}: its measurements were taken differently"):
+            recapture(copy)
+    monkeypatch.setattr(fastslow.predict.collect, "RECAPTURABLE", (4, 6))  # as if those had been measured as now
     _as_format(copy, 4)
     path = copy / "npz" / "mlp-1.npz"
     with np.load(path, allow_pickle=False) as z:
