@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -128,10 +129,8 @@ class _TimeLeft(TimeRemainingColumn):
         deadline = task.fields.get("deadline")
         if deadline is not None:
             left = max(0.0, deadline - time.monotonic())
-            if task.time_remaining is None or left < task.time_remaining:
-                minutes, seconds = divmod(round(left), 60)
-                hours, minutes = divmod(minutes, 60)
-                return Text(f"{hours}:{minutes:02d}:{seconds:02d} (budget)", style="progress.remaining")
+            if task.time_remaining is None or left < task.time_remaining:  # H:MM:SS, as the rate's
+                return Text(f"{timedelta(seconds=round(left))} (budget)", style="progress.remaining")
         return super().render(task)
 
 
