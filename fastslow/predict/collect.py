@@ -87,8 +87,9 @@ class CollectSettings:
             raise param_error("min_samples", f"must be >= 1 (got {self.min_samples})")
 
     def timer(self) -> TimerConfig:
-        # block_warmup_calls: the speed reference's blocks would start on the caches the model
-        # beside it filled (fastslow.predict.reference)
+        # block_warmup_calls, the default, named because format 8 depends on it: without it the
+        # speed reference's blocks would start on the caches the model beside it filled
+        # (fastslow.predict.reference)
         return TimerConfig(warmup_s=0.02, warmup_calls=2, min_time_s=self.budget_s / 3, max_time_s=self.budget_s,
                            rel_precision=0.01, min_samples=self.min_samples, point_cap_s=max(60.0, self.budget_s),
                            block_warmup_calls=1)

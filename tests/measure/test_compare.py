@@ -47,6 +47,25 @@ def test_compare_real_workloads_gives_a_verdict():
     assert d["a"]["n"] == d["b"]["n"]
 
 
+
+def test_compare_does_not_time_a_side_on_what_the_other_left():
+    """B's first call after A is slow (its caches refilled, here a 3 ms sleep), its others as fast
+    as A's: B is as fast as A once warm, and the comparison says so. Timed from each block's
+    first call, as compare did before, every one-call block of B held the slow call (B/A ~4)."""
+    after_a = {"now": True}
+
+    def a() -> None:
+        time.sleep(0.001)
+        after_a["now"] = True
+
+    def b() -> None:
+        time.sleep(0.004 if after_a["now"] else 0.001)
+        after_a["now"] = False
+
+    cfg = TimerConfig.preset("compare", min_time_s=0.05, max_time_s=0.3, rel_precision=0.05)
+    result = compare(Workload(a, track_memory=False), Workload(b, track_memory=False), cfg)
+    assert result.ratio < 1.5 and result.b.median_s < 0.003
+
 @pytest.mark.parametrize("ratio,ci,verdict", [
     (0.90, (0.88, 0.92), "faster"),
     (1.10, (1.08, 1.12), "slower"),

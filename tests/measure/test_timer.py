@@ -61,7 +61,7 @@ def test_stops_on_precision_or_budget():
 def test_interleaving_alternates_blocks_and_pairs_samples(fast_timer):
     order = []
     cfg = TimerConfig(warmup_s=0.0, warmup_calls=1, min_time_s=0.0, max_time_s=0.05,
-                      min_samples=5, block_min_s=0.0)
+                      min_samples=5, block_min_s=0.0, block_warmup_calls=0)
     ma, mb = measure_interleaved(
         [Workload(lambda: order.append("a"), track_memory=False),
          Workload(lambda: order.append("b"), track_memory=False)], cfg)
