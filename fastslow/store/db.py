@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -169,6 +170,24 @@ def _json(obj: Any) -> str:
     return json.dumps(clean(obj), allow_nan=False)
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """Put the database in write-ahead-log mode, waiting as long as the busy timeout for it.
+    SQLite answers "database is locked" at once, without its busy handler, when another
+    connection holds a write lock on a database not yet in WAL mode (two processes opening a
+    fresh database together), so the switch is retried here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(2 * pause, 0.1)
+
+
 class ResultsStore:
     """Runs, their points and device peaks in SQLite. Open one per process; it is cheap.
 
@@ -210,7 +229,7 @@ class ResultsStore:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._check(conn)
-        conn.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(conn)
         conn.execute("BEGIN IMMEDIATE")  # proves the file can be written before anything is measured
         try:
             self._migrate(conn)

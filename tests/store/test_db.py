@@ -1,5 +1,6 @@
 import multiprocessing as mp
 import sqlite3
+import threading
 
 import pytest
 
@@ -56,6 +57,26 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     assert len(runs) == 2 * WRITES_PER_PROCESS
     assert len({r.spec for r in runs}) == 2 * WRITES_PER_PROCESS
 
+
+
+def test_opening_waits_for_a_writer_on_a_database_not_yet_in_wal_mode(tmp_path):
+    """Another connection holds a write lock on a database in rollback mode (as when two
+    processes open a fresh database together): SQLite refuses the switch to WAL at once,
+    without its busy handler, so the store must wait for the lock and not fail."""
+    path = tmp_path / "r.db"
+    ResultsStore(path).close()
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, lambda: conn.execute("COMMIT"))
+    release.start()
+    try:
+        with ResultsStore(path) as s:
+            s.add(_record(1))
+    finally:
+        release.join()
+        conn.close()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 def test_peaks_latest_per_kind(tmp_path):
     with ResultsStore(tmp_path / "r.db") as s:
