@@ -95,7 +95,7 @@ class TrainRun:
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path) if self.path else None, "machine": self.predictor.machine,
                 "fingerprint": fingerprint(self.predictor.machine), "models_trained": self.trained,
-                "models_held_out": self.held, "held_out": self.held_out,
+                "models_held_out": self.held, "labels": self.predictor.info.get("labels"), "held_out": self.held_out,
                 "train_s": self.seconds, "epochs": len(self.predictor.info.get("history", []))}
 
 

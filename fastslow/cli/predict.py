@@ -159,6 +159,10 @@ def train(
         "--readout", help="roofline (each operator's time from its FLOPs and bytes at learned rates) or sum (each "
                           "operator's time learned outright).")] = "roofline",
     batch_graphs: Annotated[int, typer.Option("--batch-graphs", help="Models per step.")] = 16,
+    reference_tolerance: Annotated[float, typer.Option(
+        "--reference-tolerance", metavar="LOG",
+        help="Leave out training labels measured while the speed reference ran further than this from its usual "
+             "time (|log| of the ratio: 0.1 is about 10%); 0 keeps them all.")] = 0.1,
     holdout: Annotated[float, typer.Option(
         "--holdout", help="Share of each family's models kept out of training and scored.")] = 0.2,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -176,7 +180,7 @@ def train(
     from fastslow.report import output, tables
 
     cfg = PredictorConfig(model=model, hidden=hidden, layers=layers, epochs=epochs, lr=lr, batch_graphs=batch_graphs,
-                          seed=seed, minutes=minutes, readout=readout)
+                          seed=seed, minutes=minutes, readout=readout, reference_tolerance=reference_tolerance)
     output.check_output_path(json_out)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     with progress(epochs, "training", budget_s=minutes * 60 if minutes else None) as advance:
@@ -186,6 +190,11 @@ def train(
         return
     output.console.print(f"trained on {result.trained} models in {result.seconds:.0f} s "
                          f"({len(result.predictor.info['history'])} epochs); predictor {result.path}")
+    labels = result.predictor.info["labels"]
+    if labels["left_out"]:
+        output.console.print(f"left out {labels['left_out']} of {labels['trained'] + labels['left_out']} labels, "
+                             f"measured while the speed reference ran more than {labels['tolerance']:g} (log) off its "
+                             "usual time: the machine was disturbed (--reference-tolerance 0 keeps them)")
     if result.held_out:
         output.console.print(tables.predictor_scores_table(
             f"held-out models of seen families ({result.held})", result.held_out))

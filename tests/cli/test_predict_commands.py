@@ -195,6 +195,7 @@ def test_a_predictor_trained_on_another_formats_graphs_is_refused_with_what_retr
     (["predictor", "train", "nowhere", "--readout", "max"], "--readout value 'max' is unknown (known: sum, roofline)"),
     (["predictor", "recapture", "nowhere"], "collection nowhere: no collection.json"),
     (["predictor", "train", ".", "--holdout", "1"], "--holdout must be in [0, 1)"),
+    (["predictor", "train", ".", "--reference-tolerance", "-1"], "--reference-tolerance must be >= 0"),
 ])
 def test_bad_values_are_one_line_and_exit_2(cli, trained, args, message):
     folder, _ = trained

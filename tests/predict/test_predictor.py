@@ -12,7 +12,7 @@ from fastslow.errors import UserError
 from fastslow.predict.baselines import Costs, OperatorSum, RooflineRegression, costs_of, kind_of
 from fastslow.predict.capture import OPS, capture
 from fastslow.predict.configs import Config
-from fastslow.predict.dataset import load_collection
+from fastslow.predict.dataset import load_collection, steady_labels
 from fastslow.predict.evaluate import score_methods, scores_by, split_models
 from fastslow.predict.metrics import noise_floor, scores
 from fastslow.predict.predictor import (
@@ -149,11 +149,54 @@ def test_a_trained_predictor_saves_loads_and_predicts_the_same(collection, tmp_p
 def test_training_fits_the_measurements_it_saw(collection):
     out, _, _ = collection
     manifest, models = load_collection(out)
-    untrained, _ = fit(models, PredictorConfig(hidden=32, layers=2, epochs=1), manifest["machine"])
-    trained, _ = fit(models, PredictorConfig(hidden=32, layers=2, epochs=150), manifest["machine"])
+    every_label = {"reference_tolerance": 0.0}  # scored on every label, so trained on every one
+    untrained, _ = fit(models, PredictorConfig(hidden=32, layers=2, epochs=1, **every_label), manifest["machine"])
+    trained, _ = fit(models, PredictorConfig(hidden=32, layers=2, epochs=150, **every_label), manifest["machine"])
     s0, s1 = score_methods(untrained, models)["gnn"], score_methods(trained, models)["gnn"]
     assert s1["rmspe"] < s0["rmspe"] / 2 and s1["within_20"] > s0["within_20"]
 
+
+
+def _reference_at(models, factors):
+    """The models with the speed reference beside each configuration at its usual time times a
+    factor: factors[i] for model i (one per configuration), 1 where not given."""
+    out = []
+    for i, m in enumerate(models):
+        f = np.asarray(factors.get(i, [1.0] * len(m.configs)))
+        out.append(dataclasses.replace(m, reference_s=m.nominal_s * f))
+    return out
+
+
+def test_labels_measured_while_the_reference_ran_off_its_usual_time_are_left_out(collection):
+    _, models = load_collection(collection[0])
+    n0, n1 = len(models[0].configs), len(models[1].configs)
+    off = [1.0] * n0
+    off[0], off[-1] = 1.25, 0.85  # 22% and 16% off (log 0.22, 0.16)
+    models = _reference_at(models, {0: off, 1: [1.5 + 0.1 * k for k in range(n1)]})
+    kept, left_out = steady_labels(models, 0.1)
+    assert left_out == 2 + (n1 - 2)
+    assert [m.name for m in kept] == [m.name for m in models]  # every graph stays ...
+    assert kept[0].configs == models[0].configs[1:-1]
+    assert np.array_equal(kept[0].latency_s, models[0].latency_s[1:-1])
+    assert kept[0].graph.runtime.shape == (n0 - 2,) and kept[0].graph.config_feat.shape[0] == n0 - 2
+    assert kept[1].configs == models[1].configs[:2]  # ... with at least the two labels nearest the usual speed
+    assert kept[2:] == models[2:]
+    assert steady_labels(models, 0.0) == (models, 0)  # 0 keeps everything
+
+
+def test_training_leaves_out_the_disturbed_labels_and_says_how_many(collection):
+    manifest, models = load_collection(collection[0])
+    off = [1.0] * len(models[0].configs)
+    off[0] = 2.0
+    models = _reference_at(models, {0: off})
+    predictor, _ = fit(models, PredictorConfig(hidden=8, layers=1, epochs=2), manifest["machine"])
+    total = sum(len(m.configs) for m in models)
+    assert predictor.info["labels"] == {"trained": total - 1, "left_out": 1, "tolerance": 0.1}
+    predictor, _ = fit(models, PredictorConfig(hidden=8, layers=1, epochs=2, reference_tolerance=0.0),
+                       manifest["machine"])
+    assert predictor.info["labels"] == {"trained": total, "left_out": 0, "tolerance": 0.0}
+    with pytest.raises(UserError, match="reference_tolerance"):
+        PredictorConfig(reference_tolerance=-0.1)
 
 def test_held_out_models_come_from_every_family_with_enough_members(collection):
     _, models = load_collection(collection[0])
