@@ -98,6 +98,10 @@ def main() -> None:
     print(f"noise floor: {n['pairs']} repeated measurements, {100 * n['within_10']:.1f}% agree within ±10%, "
           f"{100 * n['within_20']:.1f}% within ±20%, RMSPE {100 * n['rmspe']:.1f}%; a predictor right on average "
           f"would land within ±10% of one measurement {100 * n['ceiling_10']:.1f}% of the time (the ceiling)")
+    if "steady" in n:
+        s = n["steady"]
+        print(f"  of those, the {s['pairs']} measured both times with the speed reference within {s['within']:g} of "
+              f"its usual time: {100 * s['within_10']:.1f}% agree within ±10% (ceiling {100 * s['ceiling_10']:.1f}%)")
     for part, by_value in ev.by_part.items():
         print(f"within ±10% per {PART_NAMES.get(part, part)}, held-out models of seen families, beside its "
               "noise floor:")

@@ -358,11 +358,13 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
     predicted = predict_models(p, held) if held else {}  # once, for the scores overall and per part
     held_scores = score_predictions(predicted, held)
     lofo: dict[str, Any] = {"families": {}, "pooled": {}, "unseen_operators": {}}
+    # a predictor trained before reference_tolerance existed was trained on every label
+    cfg = PredictorConfig(**{"reference_tolerance": 0.0, **p.info["config"]})
     if leave_family_out:
-        cfg = PredictorConfig(**p.info["config"])
         lofo = leave_one_family_out(models, cfg, p.machine, families=families, device=device, on_fold=on_fold)
-    result = EvalRun(str(run), held_scores, lofo, noise(collection, models, manifest["reference_s"]),
-                     time.perf_counter() - t0, {part: scores_by(predicted, held, part) for part in PARTS})
+    floor = noise(collection, models, manifest["reference_s"], steady_within=cfg.reference_tolerance)
+    result = EvalRun(str(run), held_scores, lofo, floor, time.perf_counter() - t0,
+                     {part: scores_by(predicted, held, part) for part in PARTS})
     record = Record("predictor eval", str(run), {"data": str(collection), "families": families,
                                                  "leave_family_out": leave_family_out},
                     {**environment("cpu"), "machine": p.machine}, result.to_dict(), "ok",

@@ -87,22 +87,30 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
             "unseen_operators": {f: ops for f, ops in unseen.items() if ops}}
 
 
-def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[str, float] | None = None
-                   ) -> list[tuple[Config, float, float]]:
+def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[str, float] | None = None, *,
+                   steady_within: float | None = None) -> list[tuple[Config, float, float]]:
     """(configuration, the latency a model's file holds, the same configuration measured again
     later) for every repeated measurement the collection made: at the collection's speed
-    (`reference_s`, see fastslow.predict.reference), or as timed when `reference_s` is None."""
+    (`reference_s`, see fastslow.predict.reference), or as timed when `reference_s` is None.
+    With `steady_within`, only the pairs whose speed reference ran within that of its usual
+    time both times (`ModelData.reference_off`): the machine's noise when nothing disturbed it."""
     from fastslow.predict.reference import fastest, group_kind, relative
 
-    first = {(m.name, c): float(t if reference_s else raw)
-             for m in models for c, t, raw in zip(m.configs, m.latency_s, m.timed_s, strict=True)}
+    first = {(m.name, c): (float(t if reference_s else raw), float(off), float(usual))
+             for m in models
+             for c, t, raw, off, usual in zip(m.configs, m.latency_s, m.timed_s, m.reference_off, m.nominal_s,
+                                              strict=True)}
     pairs = []
     for params, c, m in stored_measurements(collection):
-        if not params.get("repeat") or (params["sample"], c) not in first:
+        key = (params.get("sample"), c)
+        if not params.get("repeat") or key not in first:
             continue
-        again = (relative(m, m.extra["reference_samples_s"]) * reference_s[group_kind(c)] if reference_s
-                 else fastest(m.samples_s))
-        pairs.append((c, first[(params["sample"], c)], again))
+        t, off, usual = first[key]
+        reference = m.extra["reference_samples_s"]
+        if steady_within is not None and max(off, abs(np.log(fastest(reference) / usual))) > steady_within:
+            continue
+        again = relative(m, reference) * reference_s[group_kind(c)] if reference_s else fastest(m.samples_s)
+        pairs.append((c, t, again))
     return pairs
 
 
@@ -121,12 +129,18 @@ def _values(configs: Iterable[Config], part: str) -> list[str]:
     return [str(v) for v in sorted({getattr(c, part) for c in configs})]
 
 
-def noise(collection: Path, models: list[ModelData], reference_s: dict[str, float]) -> dict[str, Any]:
+def noise(collection: Path, models: list[ModelData], reference_s: dict[str, float], *,
+          steady_within: float = 0.0) -> dict[str, Any]:
     """The noise floor at the collection's speed, and as timed (`raw`), over every repeated
-    measurement and per value of each of `PARTS` (`by_runtime`, `by_threads`)."""
+    measurement and per value of each of `PARTS` (`by_runtime`, `by_threads`); with
+    `steady_within` (> 0), also over the pairs measured while the machine ran at its usual speed
+    (`steady`, see `repeated_pairs`)."""
     pairs = repeated_pairs(collection, models, reference_s)
     out = {**noise_floor([(a, b) for _, a, b in pairs]),
            "raw": noise_floor([(a, b) for _, a, b in repeated_pairs(collection, models)])}
+    if steady_within > 0:
+        steady = repeated_pairs(collection, models, reference_s, steady_within=steady_within)
+        out["steady"] = {**noise_floor([(a, b) for _, a, b in steady]), "within": steady_within}
     for part in PARTS:
         values = _values((c for c, _, _ in pairs), part)
         out[f"by_{part}"] = {v: noise_floor([(a, b) for c, a, b in pairs if _value(c, part) == v]) for v in values}

@@ -220,6 +220,9 @@ def test_eval_scores_held_out_models_and_families_beside_the_noise_floor(cli, tr
     assert d["noise_floor"]["pairs"] > 0 and 0 <= d["noise_floor"]["within_10"] <= 1
     # one measurement's noise is less than a pair's: the ceiling is never below the agreement of pairs
     assert d["noise_floor"]["within_10"] <= d["noise_floor"]["ceiling_10"] <= 1
+    steady = d["noise_floor"]["steady"]  # the pairs measured while the machine ran at its usual speed
+    assert steady["within"] == 0.1 and steady["pairs"] <= d["noise_floor"]["pairs"]
+    assert "machine steady (reference within 0.1)" in r.out
     for part, values, title in (("runtime", {"eager", "onnx", "int8-dynamic"}, "per runtime"),
                                 ("threads", {"1"}, "per thread count")):
         by_value, noise = d[f"held_out_models_by_{part}"], d["noise_floor"][f"by_{part}"]

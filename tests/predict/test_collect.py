@@ -26,6 +26,7 @@ from fastslow.predict.dataset import (
     load_collection,
     machine,
     pair_features,
+    reference_speed,
 )
 from fastslow.predict.reference import group_kind
 from fastslow.store.db import ResultsStore
@@ -95,6 +96,14 @@ def test_some_models_are_measured_twice_for_the_noise_floor(collection):
     assert len(pairs) == sum(s.configs for s in repeats)
     repeated = {m.name: m.configs for m in models if m.name in {s.name for s in repeats}}
     assert all(a > 0 and b > 0 and any(c in cf for cf in repeated.values()) for c, a, b in pairs)
+    # the machine's noise when nothing disturbed it: the pairs whose speed reference ran near its usual time
+    reference_s = reference_speed([(m.configs, m.reference_s) for m in models])
+    every = repeated_pairs(out, models, reference_s)
+    assert repeated_pairs(out, models, reference_s, steady_within=50.0) == every  # e^50: any time is near enough
+    offs = sorted(float(o) for m in models for o in m.reference_off)
+    steady = repeated_pairs(out, models, reference_s, steady_within=offs[len(offs) // 2])
+    assert set(steady) <= set(every)
+    assert repeated_pairs(out, models, reference_s, steady_within=offs[0] / 2 if offs[0] else -1.0) == []
 
 
 def test_a_second_run_continues_and_measures_only_what_is_new(collection, tmp_path):
