@@ -192,9 +192,8 @@ def train(
                          f"({len(result.predictor.info['history'])} epochs); predictor {result.path}")
     labels = result.predictor.info["labels"]
     if labels["left_out"]:
-        output.console.print(f"left out {labels['left_out']} of {labels['trained'] + labels['left_out']} labels, "
-                             f"measured while the speed reference ran more than {labels['tolerance']:g} (log) off its "
-                             "usual time: the machine was disturbed (--reference-tolerance 0 keeps them)")
+        output.console.print(f"left out {labels['left_out']:,} of {labels['trained'] + labels['left_out']:,} labels, "
+                             f"taken while the machine was disturbed (--reference-tolerance {labels['tolerance']:g})")
     if result.held_out:
         output.console.print(tables.predictor_scores_table(
             f"held-out models of seen families ({result.held})", result.held_out))

@@ -259,7 +259,8 @@ def noise_table(noise: dict[str, Any]) -> Table:
     """How often repeated measurements agree, and (estimated from them) how often a predictor that
     is right on average would land within ±10% / ±20% of one measurement: the most any can score."""
     t = _table("noise floor (the same models, timed twice)",
-               ["repeats", "pairs", "agree within ±10%", "within ±20%", "RMSPE", "ceiling ±10%", "ceiling ±20%"])
+               ["repeats", "pairs", "agree within ±10%", "within ±20%", "RMSPE", "ceiling ±10%", "ceiling ±20%"],
+               left=("repeats",))
     rows = [("all", noise)]
     if "steady" in noise:  # both times with the speed reference near its usual time: nothing disturbing the machine
         rows.append((f"machine steady (reference within {noise['steady']['within']:g})", noise["steady"]))
