@@ -230,6 +230,10 @@ class ModelData:
                        timed_s=self.timed_s[rows], reference_s=self.reference_s[rows], relative=self.relative[rows],
                        nominal_s=self.nominal_s[rows])
 
+    @property
+    def per_item_s(self) -> np.ndarray:
+        return self.latency_s / self.batches
+
 
 def steady_labels(models: list[ModelData], tolerance: float) -> tuple[list[ModelData], int]:
     """The models with only the configurations measured while the machine ran at its usual
@@ -253,10 +257,6 @@ def steady_labels(models: list[ModelData], tolerance: float) -> tuple[list[Model
         left_out += int((~keep).sum())
         kept.append(m if keep.all() else m.subset(keep))
     return kept, left_out
-
-    @property
-    def per_item_s(self) -> np.ndarray:
-        return self.latency_s / self.batches
 
 
 def load_model_file(path: Path, reference_s: dict[str, float] | None = None) -> ModelData:
