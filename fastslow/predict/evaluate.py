@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fastslow.measure.stats import Measurement
 from fastslow.predict.configs import Config
 from fastslow.predict.dataset import ModelData, stored_measurements
 from fastslow.predict.metrics import noise_floor, scores
@@ -94,6 +95,17 @@ def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[
     (`reference_s`, see fastslow.predict.reference), or as timed when `reference_s` is None.
     With `steady_within`, only the pairs whose speed reference ran within that of its usual
     time both times (`ModelData.reference_off`): the machine's noise when nothing disturbed it."""
+    return _pairs(_repeats(collection), models, reference_s, steady_within)
+
+
+def _repeats(collection: Path) -> list[tuple[str, Config, Measurement]]:
+    """(sample, configuration, measurement) of every repeated measurement in the collection's database."""
+    return [(params["sample"], c, m) for params, c, m in stored_measurements(collection) if params.get("repeat")]
+
+
+def _pairs(repeats: list[tuple[str, Config, Measurement]], models: list[ModelData],
+           reference_s: dict[str, float] | None, steady_within: float | None) -> list[tuple[Config, float, float]]:
+    """`repeated_pairs` of repeats already read."""
     from fastslow.predict.reference import fastest, group_kind, relative
 
     first = {(m.name, c): (float(t if reference_s else raw), float(off), float(usual))
@@ -101,11 +113,10 @@ def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[
              for c, t, raw, off, usual in zip(m.configs, m.latency_s, m.timed_s, m.reference_off, m.nominal_s,
                                               strict=True)}
     pairs = []
-    for params, c, m in stored_measurements(collection):
-        key = (params.get("sample"), c)
-        if not params.get("repeat") or key not in first:
+    for sample, c, m in repeats:
+        if (sample, c) not in first:
             continue
-        t, off, usual = first[key]
+        t, off, usual = first[(sample, c)]
         reference = m.extra["reference_samples_s"]
         if steady_within is not None and max(off, abs(np.log(fastest(reference) / usual))) > steady_within:
             continue
@@ -135,11 +146,12 @@ def noise(collection: Path, models: list[ModelData], reference_s: dict[str, floa
     measurement and per value of each of `PARTS` (`by_runtime`, `by_threads`); with
     `steady_within` (> 0), also over the pairs measured while the machine ran at its usual speed
     (`steady`, see `repeated_pairs`)."""
-    pairs = repeated_pairs(collection, models, reference_s)
+    repeats = _repeats(collection)  # read once: the database holds every measurement's samples
+    pairs = _pairs(repeats, models, reference_s, None)
     out = {**noise_floor([(a, b) for _, a, b in pairs]),
-           "raw": noise_floor([(a, b) for _, a, b in repeated_pairs(collection, models)])}
+           "raw": noise_floor([(a, b) for _, a, b in _pairs(repeats, models, None, None)])}
     if steady_within > 0:
-        steady = repeated_pairs(collection, models, reference_s, steady_within=steady_within)
+        steady = _pairs(repeats, models, reference_s, steady_within)
         out["steady"] = {**noise_floor([(a, b) for _, a, b in steady]), "within": steady_within}
     for part in PARTS:
         values = _values((c for c, _, _ in pairs), part)
