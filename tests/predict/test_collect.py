@@ -85,6 +85,22 @@ def test_measurements_land_in_both_databases_with_their_samples(collection):
         assert all(p.params["stage"] == "capture" and "cannot be captured" in p.error for p in failed)
 
 
+def test_the_run_says_where_its_time_went(collection):
+    out, _, result = collection
+    measured = [s for s in result.samples if s.error is None]
+    new = [s for s in measured if not s.repeat]
+    # every new model was captured and exported to ONNX (a runtime of SMALL); a repeat is not captured again
+    assert new and all(0 < s.capture_s < s.seconds and 0 < s.export_s < s.seconds for s in new)
+    assert all(s.capture_s == 0 for s in measured if s.repeat)
+    spent = result.time_spent()
+    assert spent["capture_s"] == pytest.approx(sum(s.capture_s for s in result.samples))
+    assert spent["export_s"] == pytest.approx(sum(s.export_s for s in result.samples))
+    assert spent["capture_s"] + spent["export_s"] + spent["rest_s"] == pytest.approx(result.seconds)
+    share = round(100 * spent["export_s"] / result.seconds)
+    assert f"({share}% exporting to ONNX, " in result.summary()
+    assert result.to_dict()["time_spent"] == spent
+
+
 def test_some_models_are_measured_twice_for_the_noise_floor(collection):
     from fastslow.predict.evaluate import repeated_pairs
 
@@ -220,6 +236,10 @@ def test_ctrl_c_keeps_every_finished_model_and_the_next_run_continues(tmp_path):
                                                     min_samples=3), families=["mlp"], per_family=len(kept) + 1,
                     repeat_every=0, store=False)
     assert [s.name for s in again.samples] == [f"mlp-{len(kept)}"]
+    # no ONNX Runtime among the runtimes: no time spent exporting, and the summary does not say it was
+    assert again.samples[0].export_s == 0 and again.samples[0].capture_s > 0
+    assert "capturing graphs" in again.summary() and "exporting to ONNX" not in again.summary()
+    assert again.time_spent()["export_s"] == 0
 
 
 def _as_format(folder, fmt: int, mangle: bool = False) -> None:
