@@ -216,8 +216,8 @@ class ModelData:
     @property
     def reference_off(self) -> np.ndarray:
         """(configs,) how far the speed reference ran from its usual time beside each
-        configuration, as |log(its time / the usual)|: 0.1 is about 10% off."""
-        return np.abs(np.log(self.reference_s / self.nominal_s))
+        configuration (`reference_off`)."""
+        return reference_off(self.reference_s, self.nominal_s)
 
     def subset(self, keep: np.ndarray) -> ModelData:
         """This model with only the configurations where `keep` (configs,) is true."""
@@ -233,6 +233,12 @@ class ModelData:
     @property
     def per_item_s(self) -> np.ndarray:
         return self.latency_s / self.batches
+
+
+def reference_off(reference_s: Any, usual_s: Any) -> Any:
+    """How far the speed reference ran from its usual time, as |log(its time / the usual)|: 0.1 is
+    about 10% off (arrays or single times)."""
+    return np.abs(np.log(np.asarray(reference_s) / np.asarray(usual_s)))
 
 
 def steady_labels(models: list[ModelData], tolerance: float) -> tuple[list[ModelData], int]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from fastslow.measure.stats import Measurement
 from fastslow.predict.configs import Config
-from fastslow.predict.dataset import ModelData, stored_measurements
+from fastslow.predict.dataset import ModelData, reference_off, stored_measurements
 from fastslow.predict.metrics import noise_floor, scores
 from fastslow.predict.predictor import METHODS, Predictor, PredictorConfig, fit, operators, predict_models
 
@@ -118,7 +118,7 @@ def _pairs(repeats: list[tuple[str, Config, Measurement]], models: list[ModelDat
             continue
         t, off, usual = first[(sample, c)]
         reference = m.extra["reference_samples_s"]
-        if steady_within is not None and max(off, abs(np.log(fastest(reference) / usual))) > steady_within:
+        if steady_within is not None and max(off, float(reference_off(fastest(reference), usual))) > steady_within:
             continue
         again = relative(m, reference) * reference_s[group_kind(c)] if reference_s else fastest(m.samples_s)
         pairs.append((c, t, again))
