@@ -156,7 +156,6 @@ def test_training_fits_the_measurements_it_saw(collection):
     assert s1["rmspe"] < s0["rmspe"] / 2 and s1["within_20"] > s0["within_20"]
 
 
-
 def _reference_at(models, factors):
     """The models with the speed reference beside each configuration at its usual time times a
     factor: factors[i] for model i (one per configuration), 1 where not given."""
@@ -197,6 +196,7 @@ def test_training_leaves_out_the_disturbed_labels_and_says_how_many(collection):
     assert predictor.info["labels"] == {"trained": total, "left_out": 0, "tolerance": 0.0}
     with pytest.raises(UserError, match="reference_tolerance"):
         PredictorConfig(reference_tolerance=-0.1)
+
 
 def test_held_out_models_come_from_every_family_with_enough_members(collection):
     _, models = load_collection(collection[0])

@@ -58,7 +58,6 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     assert len({r.spec for r in runs}) == 2 * WRITES_PER_PROCESS
 
 
-
 def test_opening_waits_for_a_writer_on_a_database_not_yet_in_wal_mode(tmp_path):
     """Another connection holds a write lock on a database in rollback mode (as when two
     processes open a fresh database together): SQLite refuses the switch to WAL at once,
@@ -77,6 +76,7 @@ def test_opening_waits_for_a_writer_on_a_database_not_yet_in_wal_mode(tmp_path):
         release.join()
         conn.close()
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
 
 def test_peaks_latest_per_kind(tmp_path):
     with ResultsStore(tmp_path / "r.db") as s:
