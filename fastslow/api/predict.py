@@ -27,7 +27,7 @@ from fastslow.errors import UserError, param_error
 from fastslow.measure.bench import ModelSource
 from fastslow.predict.baselines import costs_of
 from fastslow.predict.capture import capture
-from fastslow.predict.collect import CollectResult, CollectSettings, RecaptureResult, time_configs
+from fastslow.predict.collect import RETAKES, CollectResult, CollectSettings, RecaptureResult, time_configs
 from fastslow.predict.collect import collect as collect_into
 from fastslow.predict.collect import recapture as recapture_into
 from fastslow.predict.configs import Config, Runners, configs_for
@@ -64,12 +64,13 @@ FIRST_PREDICTOR = ("fastslow predictor collect --out predictor-data --minutes 20
 
 
 def collect(out: str | Path, settings: CollectSettings | None = None, *, families: list[str] | None = None,
-            per_family: int = 30, minutes: float | None = None, repeat_every: int = 10, store: Store = True,
-            on_start: Callable[[int], None] | None = None,
+            per_family: int = 30, minutes: float | None = None, repeat_every: int = 10, retakes: int = RETAKES,
+            store: Store = True, on_start: Callable[[int], None] | None = None,
             on_sample: Callable[[Any, int, int], None] | None = None) -> CollectResult:
     """Measure corpus models under their configurations into `out` (see fastslow.predict.collect)."""
     return collect_into(out, settings, families=families, per_family=per_family, minutes=minutes,
-                        repeat_every=repeat_every, store=store, on_start=on_start, on_sample=on_sample)
+                        repeat_every=repeat_every, retakes=retakes, store=store, on_start=on_start,
+                        on_sample=on_sample)
 
 
 def recapture(data: str | Path, *, on_model: Callable[[str, int, int], None] | None = None) -> RecaptureResult:

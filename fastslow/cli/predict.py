@@ -64,6 +64,11 @@ def collect(
     repeat_every: Annotated[int, typer.Option(
         "--repeat-every", metavar="N", help="Every N models, time an earlier one again (the noise floor); 0: never.")
     ] = 10,
+    retakes: Annotated[int, typer.Option(
+        "--retakes", metavar="N", help="Time a group again a few models later, up to N times, when the speed "
+                                       "reference beside it ran more than 10% off its usual time (a neighbour "
+                                       "disturbed the machine); 0: never.")
+    ] = 1,
     db: Db = None,
     json_out: JsonOut = None,
 ) -> None:
@@ -73,6 +78,7 @@ def collect(
     finishes; run it again to continue, Ctrl-C keeps what is done."""
     from fastslow.api.predict import collect as run
     from fastslow.predict.collect import CollectSettings
+    from fastslow.predict.reference import describe_kind
     from fastslow.report import output
 
     settings = CollectSettings(tuple(_ints(batches, "--batches") or ()), tuple(_ints(threads, "--threads") or ()),
@@ -87,13 +93,18 @@ def collect(
 
     def sample_done(s: Any, i: int, n: int) -> None:
         what = f"[red]failed[/red] ({s.error})" if s.error else f"{s.configs} configurations"
+        if s.retake and not s.error:
+            what = f"{s.configs} measurements taken while the machine was disturbed timed again, {s.kept} steadily"
+        elif s.disturbed and not s.repeat and retakes:
+            what += f" (disturbed while timing {', '.join(map(describe_kind, s.disturbed))}: timed again later)"
         say(f"{i}/{n} {s.name}{' (again)' if s.repeat else ''}: {what}, {s.seconds:.1f} s")
-        if not s.repeat:
+        if not (s.repeat or s.retake):
             bar["advance"](f"collecting: {s.name}")
 
     try:
         result = run(out, settings, families=_names(families), per_family=per_family, minutes=minutes,
-                     repeat_every=repeat_every, store=state["db"] or True, on_start=start, on_sample=sample_done)
+                     repeat_every=repeat_every, retakes=retakes, store=state["db"] or True, on_start=start,
+                     on_sample=sample_done)
     finally:
         if "cm" in bar:
             bar["cm"].__exit__(None, None, None)

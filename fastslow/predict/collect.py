@@ -13,7 +13,12 @@ npz file is written once all its configurations are timed. A second run continue
 first stopped (models with a file, or recorded as failed, are not measured again). Ctrl-C and
 SIGTERM keep everything finished. A model that cannot be built, captured, exported or run is
 recorded with its error and skipped. Every `repeat_every` models, one measured earlier is
-timed again, later: the noise floor (how often two measurements of the same thing agree).
+timed again, later: the noise floor (how often two measurements of the same thing agree). A
+group of configurations timed while a neighbour disturbed the machine (the speed reference
+beside it more than 10% off its usual time, `fastslow.predict.reference`) is timed again
+`RETAKE_AFTER` models later, up to `retakes` times, and what is then timed steadily replaces it
+in the model's file (the last models' at the end of the run, even past its time budget, which
+is for starting new models; Ctrl-C leaves the first takes).
 """
 
 from __future__ import annotations
@@ -50,15 +55,17 @@ from fastslow.predict.dataset import (
     fingerprint,
     graph_arrays,
     graph_meta,
+    labelled,
     machine,
     npz_path,
     read_manifest,
     save_arrays,
     stored_measurements,
+    stored_reference_times,
     time_arrays,
     write_model,
 )
-from fastslow.predict.reference import group_kind, reference_threads, reference_workload
+from fastslow.predict.reference import SpeedWatch, fastest, group_kind, reference_threads, reference_workload
 from fastslow.store.db import Record, ResultsStore
 from fastslow.store.recorder import RunRecorder, Saved, open_store
 
@@ -115,6 +122,11 @@ class SampleResult:
     repeat: bool = False
     capture_s: float = 0.0  # of `seconds`: capturing the graph (none for a repeat)
     export_s: float = 0.0  # of `seconds`: exporting the model for ONNX Runtime
+    # kinds of group timed while the machine was disturbed (`_Collector.disturbed`): a model's are
+    # timed again a few models later
+    disturbed: list[str] = field(default_factory=list)
+    retake: bool = False  # this is such a later take of a model's disturbed groups ...
+    kept: int = 0  # ... and this many of its measurements, timed steadily, replaced those in the file
 
 
 @dataclass
@@ -138,7 +150,12 @@ class CollectResult:
 
     @property
     def left(self) -> int:
-        return self.planned - sum(1 for s in self.samples if not s.repeat)
+        return self.planned - len(self.new)
+
+    @property
+    def new(self) -> list[SampleResult]:
+        """The models this run measured for the first time (not repeats, not later takes)."""
+        return [s for s in self.samples if not (s.repeat or s.retake)]
 
     def time_spent(self) -> dict[str, float]:
         """Seconds of this run spent capturing graphs, exporting models for ONNX Runtime, and on the
@@ -148,18 +165,25 @@ class CollectResult:
         model) and 6 s capturing; without ONNX Runtime among the runtimes, 25 s."""
         capture = sum(s.capture_s for s in self.samples)
         export = sum(s.export_s for s in self.samples)
-        return {"capture_s": capture, "export_s": export, "rest_s": max(self.seconds - capture - export, 0.0)}
+        retake = sum(s.seconds for s in self.samples if s.retake)
+        return {"capture_s": capture, "export_s": export, "retake_s": retake,
+                "rest_s": max(self.seconds - capture - export - retake, 0.0)}
 
     def summary(self) -> str:
-        new = [s for s in self.samples if not s.repeat]
+        new = self.new
         failed = sum(1 for s in new if s.error)
         text = (f"{len(new) - failed} models measured ({self.measured} measurements), {failed} failed, "
                 f"in {self.seconds / 60:.1f} min")
         spent = self.time_spent()
         parts = [f"{100 * spent[key] / self.seconds:.0f}% {what}" for key, what in
-                 (("export_s", "exporting to ONNX"), ("capture_s", "capturing graphs")) if spent[key] and self.seconds]
+                 (("export_s", "exporting to ONNX"), ("capture_s", "capturing graphs"),
+                  ("retake_s", "timing disturbed groups again")) if spent[key] and self.seconds]
         if parts:
             text += f" ({', '.join(parts)})"
+        retaken = [s for s in self.samples if s.retake]
+        if retaken:
+            text += (f"; {sum(s.configs for s in retaken)} measurements taken while the machine was disturbed timed "
+                     f"again, {sum(s.kept for s in retaken)} of them steadily")
         if self.left:
             text += f"; {self.left} left for the next run" + (" (time budget)" if self.stopped_by_budget else "")
         return text
@@ -245,8 +269,9 @@ def capture_sample(s: Sample, model: torch.nn.Module) -> OpGraph:
 
 
 class _Collector:
-    def __init__(self, out: Path, settings: CollectSettings, recorders: list[RunRecorder]) -> None:
-        self.out, self.settings, self.recorders = out, settings, recorders
+    def __init__(self, out: Path, settings: CollectSettings, recorders: list[RunRecorder],
+                 watch: SpeedWatch) -> None:
+        self.out, self.settings, self.recorders, self.watch = out, settings, recorders, watch
         self.index = 0
 
     def record(self, point: Point) -> None:
@@ -255,13 +280,26 @@ class _Collector:
         self.index += 1
 
     def fail(self, s: Sample, stage: str, error: BaseException | str, t0: float, repeat: bool = False,
-             config: Config | None = None) -> SampleResult:
+             config: Config | None = None, retake: bool = False) -> SampleResult:
         """Record what failed (the whole sample, or one configuration of it) with its reason."""
         reason = error if isinstance(error, str) else full_reason(error, 400)
         params = {"sample": s.name, "family": s.family, "stage": stage, "repeat": int(repeat),
-                  **(config.to_dict() if config else {})}
+                  **({"retake": 1} if retake else {}), **(config.to_dict() if config else {})}
         self.record(Point(params, error=f"{stage}: {reason}"))
-        return SampleResult(s.name, s.family, time.perf_counter() - t0, error=f"{stage}: {reason}", repeat=repeat)
+        return SampleResult(s.name, s.family, time.perf_counter() - t0, error=f"{stage}: {reason}", repeat=repeat,
+                            retake=retake)
+
+    def disturbed(self, timed: dict[Config, Measurement]) -> list[str]:
+        """The kinds of group (`group_kind`) timed while the speed reference ran further than the
+        watch's tolerance from its usual time; every group's reference is noted on the way."""
+        references = {group_kind(c): fastest(m.extra["reference_samples_s"]) for c, m in timed.items()}
+        out = []
+        for kind, reference_s in references.items():
+            off = self.watch.off(kind, reference_s)
+            self.watch.note(kind, reference_s)
+            if off is not None and off > self.watch.tolerance:
+                out.append(kind)
+        return out
 
     def measure(self, s: Sample, *, repeat: bool = False) -> SampleResult:
         t0 = time.perf_counter()
@@ -293,13 +331,49 @@ class _Collector:
         finally:
             runners.close()
         result = SampleResult(s.name, s.family, time.perf_counter() - t0, len(timed), repeat=repeat,
-                              capture_s=capture_s, export_s=runners.export_s)
+                              capture_s=capture_s, export_s=runners.export_s, disturbed=self.disturbed(timed))
         if not timed:
             return self.fail(s, "measure", "no configuration could be measured", t0, repeat)
         if graph is not None:
             kept = [c for c in configs if c in timed]
             write_model(self.out, graph, {**s.to_dict(), "export_s": runners.export_s}, kept, [timed[c] for c in kept])
         return result
+
+    def retake(self, s: Sample, kinds: list[str]) -> SampleResult:
+        """Time again the groups of a model's file that were timed while the machine was disturbed,
+        and write into the file those now timed steadily. Every measurement goes to the databases;
+        one that is not kept says so (`kept` 0), so that the file's are always the last kept ones
+        (`labelled`)."""
+        t0 = time.perf_counter()
+        path = npz_path(self.out, s.name)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = dict(z.items())
+            stored = [Config.from_dict(c) for c in json.loads(str(arrays["meta"]))["configs"]]
+            torch.manual_seed(s.seed)
+            model = s.build().eval()
+        except Exception as e:  # noqa: BLE001  (the file or the model is gone: what was measured stays)
+            return self.fail(s, "retake", e, t0, retake=True)
+        todo = [c for c in stored if group_kind(c) in kinds]
+        runners = Runners(model, s.input_shape, seed=s.seed)
+        try:
+            timed = time_configs(runners, todo, self.settings.timer(),
+                                 on_failure=lambda stage, e, c: self.fail(s, stage, e, t0, config=c, retake=True))
+        finally:
+            runners.close()
+        still = self.disturbed(timed)
+        kept = [c for c in todo if c in timed and group_kind(c) not in still]
+        for c in todo:
+            if c in timed:
+                self.record(Point({"sample": s.name, "family": s.family, **c.to_dict(), "repeat": 0, "retake": 1,
+                                   "kept": int(c in kept)}, timed[c], c.batch))
+        if kept:
+            rows = [stored.index(c) for c in kept]
+            for key, values in time_arrays(kept, [timed[c] for c in kept]).items():
+                arrays[key][rows] = values
+            save_arrays(path, arrays)
+        return SampleResult(s.name, s.family, time.perf_counter() - t0, len(timed), retake=True, kept=len(kept),
+                            disturbed=still)
 
 
 def _check_manifest(out: Path, here: dict[str, Any], settings: CollectSettings) -> None:
@@ -327,6 +401,16 @@ def one_process(command: str) -> None:
         raise UserError(f"`{command}` runs in one process (its timings would share the cores with the others): "
                         "run it without torchrun")
 
+
+# How many times a group timed while the machine was disturbed is timed again, by default, and
+# after how many more models. On a busy 2-core AMD EPYC, where the speed reference beside torch's
+# two threads ran more than 10% off its usual time for 21-35% of the groups, the group of that
+# kind timed next was steady 50-62% of the time, five to twenty models later 58-82% (three
+# collections, in the order the groups were timed); timed again at once, 6 of 27 such groups
+# (the neighbour was still there). Timed again five models later, 117 of 165 measurements were
+# steady; of those still disturbed, timed a second time, 6 of 48, so once is the default.
+RETAKES = 1
+RETAKE_AFTER = 5
 
 LOCK = ".writing"  # held by the one process that writes into a collection folder
 
@@ -363,6 +447,7 @@ def collect(
     per_family: int = 30,
     minutes: float | None = None,
     repeat_every: int = 10,
+    retakes: int = RETAKES,
     store: ResultsStore | str | Path | bool | None = True,
     on_start: Callable[[int], None] | None = None,
     on_sample: Callable[[SampleResult, int, int], None] | None = None,
@@ -384,6 +469,8 @@ def collect(
         check_number("minutes", minutes)
     if repeat_every < 0:
         raise param_error("repeat_every", f"must be >= 0 (got {repeat_every})")
+    if retakes < 0:
+        raise param_error("retakes", f"must be >= 0 (got {retakes})")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise param_error("out", f"{out} is a file, not a folder")
@@ -403,11 +490,12 @@ def collect(
         others_cpu_percent(refresh=True)
         env = {**environment("cpu", max(settings.threads)), "machine": here}
         record_settings = {"out": str(out.resolve()), "families": families, "per_family": per_family,
-                           "minutes": minutes, "repeat_every": repeat_every, **settings.to_dict()}
+                           "minutes": minutes, "repeat_every": repeat_every, "retakes": retakes,
+                           **settings.to_dict()}
         recorders = [RunRecorder(db, Record(COLLECT_COMMAND, str(out), record_settings, env, {}))
                      for db in (own, results) if db is not None]
         result = CollectResult(out, here, len(plan))
-        collector = _Collector(out, settings, recorders)
+        collector = _Collector(out, settings, recorders, SpeedWatch(seen=stored_reference_times(out)))
         t0 = time.perf_counter()
         for r in recorders:
             r.start()
@@ -418,6 +506,19 @@ def collect(
             done_names: list[Sample] = []
             pick = random.Random(0)
             per_model_s = 0.0
+            later: list[tuple[int, Sample, list[str], int]] = []  # (due after model i, sample, kinds, takes so far)
+
+            def retake_due(i: int) -> None:
+                for due in [d for d in later if d[0] <= i]:
+                    later.remove(due)
+                    _, s, kinds, takes = due
+                    again = collector.retake(s, kinds)
+                    result.samples.append(again)
+                    if on_sample:
+                        on_sample(again, i + 1, len(plan))
+                    if again.disturbed and takes < retakes:
+                        later.append((i + RETAKE_AFTER, s, again.disturbed, takes + 1))
+
             for i, s in enumerate(plan):
                 elapsed = time.perf_counter() - t0
                 if minutes is not None and i and elapsed + per_model_s > minutes * 60:
@@ -430,6 +531,9 @@ def collect(
                     on_sample(one, i + 1, len(plan))
                 if one.error is None:
                     done_names.append(s)
+                    if one.disturbed and retakes:
+                        later.append((i + RETAKE_AFTER, s, one.disturbed, 1))
+                retake_due(i)
                 # The noise floor: now and then, a model measured a while ago is timed again (which one
                 # is drawn, so that no family is always the one repeated).
                 n = len(done_names)
@@ -439,6 +543,8 @@ def collect(
                         again = collector.measure(earlier, repeat=True)
                         repeated.add(earlier.name)
                         result.samples.append(again)
+            while later:  # the last models' disturbed groups (no new model: the time budget allows them)
+                retake_due(min(d[0] for d in later))
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: everything finished is stored; say so and return it
             result.interrupted = True
             result.stop_signal = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
@@ -506,9 +612,9 @@ def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | No
             if json.loads(json.dumps(s.params)) != meta["params"] or list(s.input_shape) != meta["input_shape"]:
                 raise UserError(f"{path}: the corpus no longer draws the model that was measured ({meta['name']}): "
                                 "collect again into another --out")
-            if measured is None:  # oldest first, so each (model, configuration) keeps its last non-repeat
+            if measured is None:  # oldest first, so each (model, configuration) keeps its last labelled
                 # measurement: the one its file was written from
-                measured = {(p["sample"], c): m for p, c, m in stored_measurements(out) if not p.get("repeat")}
+                measured = {(p["sample"], c): m for p, c, m in stored_measurements(out) if labelled(p)}
             missing = [c.describe() for c in configs if (meta["name"], c) not in measured]
             if missing:
                 raise UserError(f"{path}: {out / MEASUREMENTS} holds no measurement of {meta['name']} at "

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,7 +44,7 @@ from fastslow.measure.stats import Measurement
 from fastslow.predict.baselines import Costs, costs_of
 from fastslow.predict.capture import NODE_FEATS, OpGraph, log_feature
 from fastslow.predict.configs import CONFIG_FEATS, Config
-from fastslow.predict.reference import fastest, group_kind, relative
+from fastslow.predict.reference import fastest, group_kind, reference_off, relative
 from fastslow.tpugraphs.data import SCHEMAS, TILE_KEYS, FileInfo, Schema, TileGraph, load_arrays, tile_graph
 
 CONTEXT_FEATS = 4
@@ -190,6 +191,13 @@ def stored_measurements(out: Path) -> Iterator[tuple[dict[str, Any], Config, Mea
                     yield p.params, Config.from_dict(p.params), p.measurement
 
 
+def labelled(params: dict[str, Any]) -> bool:
+    """Whether a stored measurement (its params) is what a model's file holds for its
+    configuration, where it is the last such: not a repeat, and not a later take of a disturbed
+    group that was left out (`kept` 0)."""
+    return not params.get("repeat") and bool(params.get("kept", 1))
+
+
 @dataclass
 class ModelData:
     """One measured model, as training and evaluation use it."""
@@ -233,12 +241,6 @@ class ModelData:
     @property
     def per_item_s(self) -> np.ndarray:
         return self.latency_s / self.batches
-
-
-def reference_off(reference_s: Any, usual_s: Any) -> Any:
-    """How far the speed reference ran from its usual time, as |log(its time / the usual)|: 0.1 is
-    about 10% off (arrays or single times)."""
-    return np.abs(np.log(np.asarray(reference_s) / np.asarray(usual_s)))
 
 
 def steady_labels(models: list[ModelData], tolerance: float) -> tuple[list[ModelData], int]:
@@ -299,14 +301,35 @@ def load_model_file(path: Path, reference_s: dict[str, float] | None = None) -> 
                      arrays["node_weight_bytes"], usual)
 
 
-def reference_speed(models: list[tuple[list[Config], np.ndarray]]) -> dict[str, float]:
-    """A collection's nominal speed: per group kind, the median of the reference's times (seconds)
-    over (configurations, their reference times)."""
+def reference_times(models: list[tuple[list[Config], np.ndarray]]) -> dict[str, list[float]]:
+    """The reference's times (seconds) per group kind over (configurations, their reference times)."""
     times: dict[str, list[float]] = {}
     for configs, refs in models:
         for c, r in zip(configs, refs, strict=True):
             times.setdefault(group_kind(c), []).append(float(r))
-    return {k: float(np.median(v)) for k, v in sorted(times.items())}
+    return times
+
+
+def reference_speed(models: list[tuple[list[Config], np.ndarray]]) -> dict[str, float]:
+    """A collection's nominal speed: per group kind, the median of the reference's times (seconds)
+    over (configurations, their reference times)."""
+    return {k: float(np.median(v)) for k, v in sorted(reference_times(models).items())}
+
+
+def stored_reference_times(out: Path) -> dict[str, list[float]]:
+    """The reference's times per group kind in the model files a collection already has (what
+    its nominal speed is the median of), read without the graphs: a continued collection's
+    `SpeedWatch` starts from them. A file that cannot be read is passed over (loading it
+    says what is wrong with it)."""
+    pairs = []
+    for path in sorted((out / NPZ).glob("*.npz")):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                configs = [Config.from_dict(c) for c in json.loads(str(z["meta"]))["configs"]]
+                pairs.append((configs, z["config_reference"] / 1e9))
+        except (OSError, ValueError, KeyError, TypeError, UserError, zipfile.BadZipFile):
+            continue
+    return reference_times([p for p in pairs if len(p[0]) == len(p[1])])
 
 
 def read_manifest(out: Path) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from fastslow.measure.stats import Measurement
 from fastslow.predict.configs import Config
-from fastslow.predict.dataset import ModelData, reference_off, stored_measurements
+from fastslow.predict.dataset import ModelData, stored_measurements
 from fastslow.predict.metrics import noise_floor, scores
 from fastslow.predict.predictor import METHODS, Predictor, PredictorConfig, fit, operators, predict_models
 
@@ -106,7 +106,7 @@ def _repeats(collection: Path) -> list[tuple[str, Config, Measurement]]:
 def _pairs(repeats: list[tuple[str, Config, Measurement]], models: list[ModelData],
            reference_s: dict[str, float] | None, steady_within: float | None) -> list[tuple[Config, float, float]]:
     """`repeated_pairs` of repeats already read."""
-    from fastslow.predict.reference import fastest, group_kind, relative
+    from fastslow.predict.reference import fastest, group_kind, reference_off, relative
 
     first = {(m.name, c): (float(t if reference_s else raw), float(off), float(usual))
              for m in models

@@ -37,6 +37,7 @@ from fastslow.predict.baselines import BASELINES, Costs, costs_of
 from fastslow.predict.capture import OPS, WORK_COLUMNS, OpGraph
 from fastslow.predict.configs import BATCH_COLUMN, Config
 from fastslow.predict.dataset import KIND, ModelData, pair_features, steady_labels
+from fastslow.predict.reference import STEADY_TOLERANCE
 from fastslow.report.units import format_bytes, format_rate
 from fastslow.tpugraphs.batching import GraphBank, Prepared, prepare, ranges
 from fastslow.tpugraphs.data import TileGraph
@@ -86,7 +87,7 @@ class PredictorConfig:
     # 68.7-71.5%, RMSPE from 23.0-25.0% to 22.8-24.3%; most of the gain on two threads, where
     # 30% of the labels were that far off (one thread 49.5-50.2% -> 49.2-52.2%). At 0.05 (31%
     # left out): 44.9-48.7%, 70.2-71.7%, RMSPE 24.4-26.2%.
-    reference_tolerance: float = 0.1
+    reference_tolerance: float = STEADY_TOLERANCE
 
     def __post_init__(self) -> None:
         self.ranker()  # model, loss and sizes are checked where they are defined

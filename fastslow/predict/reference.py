@@ -37,10 +37,23 @@ fast. Timed in the collection's groups beside `cnn-large-1` on one thread, three
 way: the reference's fastest 118 us (torch) and 128 us (ONNX Runtime) from a cold start, 86 and
 84 us after an untimed call, about what it runs at alone (81 us); the model's own times moved by
 a few percent.
+
+A group timed while the reference ran far off its usual time (`SpeedWatch`) is timed again a
+few models later by a collection (`fastslow.predict.collect.RETAKE_AFTER`): dividing by the
+reference undoes a machine that is uniformly slow, not a neighbour that slows the model and the
+reference by different amounts. In a 24-minute format-8 collection on a busy AMD EPYC, a fifth of
+the groups (35% of those on torch's two threads) were timed more than 10% off, and their labels
+were the worst of all: `cnn-residual-10`'s two-thread eager times came out 2.8x too fast, where
+its reference ran 2.8x slow. Such a neighbour stays for a while (timed again at once, the
+reference ran as slow: 171, 171 and 171 us against a usual 93), and is gone minutes later as
+often as it is there at any time.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,6 +62,10 @@ from fastslow.measure.timer import Workload
 from fastslow.predict.configs import Config
 
 LABEL = "speed reference"
+# How far (|log| of its time over the usual) the reference may run from its usual time for a
+# measurement beside it to count as steady: timed again in a collection beyond it, left out of
+# training (`PredictorConfig.reference_tolerance`), and of the steady noise floor.
+STEADY_TOLERANCE = 0.1
 
 
 class SpeedReference(nn.Module):
@@ -76,6 +93,12 @@ def group_kind(c: Config) -> str:
     return f"{c.threads}t-{'onnx' if c.runtime == 'onnx' else 'torch'}"
 
 
+def describe_kind(kind: str) -> str:
+    """'torch on 2 threads' for "2t-torch" (`group_kind`)."""
+    threads, runtime = kind.split("t-", 1)
+    return f"{'ONNX Runtime' if runtime == 'onnx' else runtime} on {threads} thread{'s' if threads != '1' else ''}"
+
+
 def reference_threads(c: Config) -> int:
     """The reference's torch threads beside a configuration: its own in a torch group; 1 beside
     ONNX Runtime, whose threads keep spinning between calls (a second torch pool beside them was
@@ -95,3 +118,37 @@ def relative(m: Measurement, reference: list[float]) -> float:
     """The model's fastest sample over the reference's fastest, both from the same interleaved
     rounds."""
     return fastest(m.samples_s) / fastest(reference)
+
+
+def reference_off(reference_s: Any, usual_s: Any) -> Any:
+    """How far the speed reference ran from its usual time, as |log(its time / the usual)|: 0.1 is
+    about 10% off (arrays or single times)."""
+    return np.abs(np.log(np.asarray(reference_s) / np.asarray(usual_s)))
+
+
+class SpeedWatch:
+    """Whether the machine ran at its usual speed while a group of configurations was timed: the
+    reference's fastest time beside the group against its usual time in that kind of group
+    (`group_kind`). The usual time is given (`usual_s`: a predictor's, for --verify) or learned as
+    the median of every take seen so far (a collection's, seeded from the models it already has),
+    and known from `min_seen` takes on."""
+
+    def __init__(self, usual_s: dict[str, float] | None = None, *, seen: dict[str, list[float]] | None = None,
+                 tolerance: float = STEADY_TOLERANCE, min_seen: int = 5) -> None:
+        self.fixed = dict(usual_s or {})
+        self.seen = {k: list(v) for k, v in (seen or {}).items()}
+        self.tolerance, self.min_seen = tolerance, min_seen
+
+    def usual(self, kind: str) -> float | None:
+        if kind in self.fixed:
+            return self.fixed[kind]
+        seen = self.seen.get(kind, [])
+        return float(np.median(seen)) if len(seen) >= self.min_seen else None
+
+    def off(self, kind: str, reference_s: float) -> float | None:
+        """How far a take's reference ran from the usual time (`reference_off`); None while unknown."""
+        usual = self.usual(kind)
+        return None if usual is None else float(reference_off(reference_s, usual))
+
+    def note(self, kind: str, reference_s: float) -> None:
+        self.seen.setdefault(kind, []).append(float(reference_s))

@@ -23,12 +23,16 @@ from fastslow.predict.dataset import (
     MEASUREMENTS,
     PAIR_FEATS,
     fingerprint,
+    labelled,
     load_collection,
     machine,
     pair_features,
     reference_speed,
+    save_arrays,
+    stored_measurements,
+    stored_reference_times,
 )
-from fastslow.predict.reference import group_kind
+from fastslow.predict.reference import SpeedWatch, fastest, group_kind
 from fastslow.store.db import ResultsStore
 from fastslow.tpugraphs.data import FileInfo, load_arrays
 from tests.conftest import SMALL, default_sigint
@@ -76,7 +80,7 @@ def test_measurements_land_in_both_databases_with_their_samples(collection):
         assert record.env["machine"]["cpu"] == machine()["cpu"]
         points = [Point.from_record(p) for p in record.points]
         first = {Config.from_dict(p.params): min(p.measurement.samples_s) for p in points  # its fastest sample
-                 if p.params.get("sample") == "mlp-0" and p.measurement and not p.params["repeat"]}
+                 if p.params.get("sample") == "mlp-0" and p.measurement and labelled(p.params)}
         assert sorted(first, key=str) == sorted(mlp.configs, key=str)
         in_file = dict(zip(mlp.configs, mlp.timed_s.tolist(), strict=True))
         assert [first[c] for c in mlp.configs] == pytest.approx([in_file[c] for c in mlp.configs], abs=1e-9)
@@ -88,14 +92,15 @@ def test_measurements_land_in_both_databases_with_their_samples(collection):
 def test_the_run_says_where_its_time_went(collection):
     out, _, result = collection
     measured = [s for s in result.samples if s.error is None]
-    new = [s for s in measured if not s.repeat]
+    new = [s for s in measured if s in result.new]
     # every new model was captured and exported to ONNX (a runtime of SMALL); a repeat is not captured again
     assert new and all(0 < s.capture_s < s.seconds and 0 < s.export_s < s.seconds for s in new)
     assert all(s.capture_s == 0 for s in measured if s.repeat)
     spent = result.time_spent()
     assert spent["capture_s"] == pytest.approx(sum(s.capture_s for s in result.samples))
     assert spent["export_s"] == pytest.approx(sum(s.export_s for s in result.samples))
-    assert spent["capture_s"] + spent["export_s"] + spent["rest_s"] == pytest.approx(result.seconds)
+    assert spent["retake_s"] == pytest.approx(sum(s.seconds for s in result.samples if s.retake))
+    assert sum(spent[k] for k in ("capture_s", "export_s", "retake_s", "rest_s")) == pytest.approx(result.seconds)
     share = round(100 * spent["export_s"] / result.seconds)
     assert f"({share}% exporting to ONNX, " in result.summary()
     assert result.to_dict()["time_spent"] == spent
@@ -122,6 +127,91 @@ def test_some_models_are_measured_twice_for_the_noise_floor(collection):
     assert repeated_pairs(out, models, reference_s, steady_within=offs[0] / 2 if offs[0] else -1.0) == []
 
 
+def _reference_times_set_to(folder, seconds: float) -> None:
+    """Rewrite a collection's files as if its speed reference had always run in `seconds`."""
+    for path in sorted((folder / "npz").glob("*.npz")):
+        with np.load(path, allow_pickle=False) as z:
+            arrays = dict(z.items())
+        arrays["config_reference"] = np.full_like(arrays["config_reference"], seconds * 1e9)
+        save_arrays(path, arrays)
+
+
+def test_groups_timed_while_the_machine_was_disturbed_are_timed_again_later(collection, tmp_path):
+    import shutil
+
+    out, _, _ = collection
+    copy = tmp_path / "data"
+    shutil.copytree(out, copy)
+    # As if the reference had run in a picosecond so far: every group now looks disturbed (the usual
+    # speed a continued collection starts from is the one in its files), so each new model's groups
+    # are timed again, twice here, and never kept
+    _reference_times_set_to(copy, 1e-12)
+    again = collect(copy, SMALL, families=["mlp"], per_family=4, repeat_every=0, retakes=2, store=False)
+    new, retaken = again.new, [s for s in again.samples if s.retake]
+    assert [s.name for s in new] == ["mlp-2", "mlp-3"]
+    assert all(s.disturbed == ["1t-torch", "1t-onnx"] for s in new)
+    assert sorted(s.name for s in retaken) == ["mlp-2", "mlp-2", "mlp-3", "mlp-3"]  # retakes=2 each
+    assert all(s.configs == n.configs and s.kept == 0 and s.disturbed for s in retaken for n in new if n.name == s.name)
+    assert again.time_spent()["retake_s"] == pytest.approx(sum(s.seconds for s in retaken))
+    assert "measurements taken while the machine was disturbed timed again, 0 of them steadily" in again.summary()
+    # every take is stored; the file keeps the first, and so does what recapture would take from the database
+    first = {}
+    for params, c, m in stored_measurements(copy):
+        if params["sample"] == "mlp-3":
+            assert params.get("kept", 1) == (0 if params.get("retake") else 1)
+            if labelled(params):
+                first[c] = fastest(m.samples_s)
+    _, models = load_collection(copy)
+    mlp3 = next(m for m in models if m.name == "mlp-3")
+    assert [first[c] for c in mlp3.configs] == pytest.approx(mlp3.timed_s.tolist(), abs=1e-9)
+    # with --retakes 0, nothing is timed again
+    none = collect(copy, SMALL, families=["mlp"], per_family=5, repeat_every=0, retakes=0, store=False)
+    assert [s.name for s in none.samples] == ["mlp-4"] and none.new[0].disturbed
+
+
+def test_a_group_timed_steadily_later_replaces_the_disturbed_one_in_the_file(collection, tmp_path):
+    import shutil
+
+    from fastslow.predict.collect import _Collector
+    from fastslow.predict.corpus import sample
+
+    out, _, _ = collection
+    copy = tmp_path / "data"
+    shutil.copytree(out, copy)
+    before = {m.name: m for m in load_collection(copy)[1]}["mlp-0"]
+    # any speed counts as steady here
+    collector = _Collector(copy, SMALL, [], SpeedWatch(seen=stored_reference_times(copy), tolerance=float("inf")))
+    again = collector.retake(sample("mlp", 0), ["1t-torch"])
+    torch_configs = [c for c in before.configs if group_kind(c) == "1t-torch"]
+    assert again.retake and again.error is None and again.configs == again.kept == len(torch_configs)
+    after = {m.name: m for m in load_collection(copy)[1]}["mlp-0"]
+    assert after.configs == before.configs
+    for c, t_before, t_after, r_before, r_after in zip(before.configs, before.timed_s, after.timed_s,
+                                                       before.reference_s, after.reference_s, strict=True):
+        if group_kind(c) == "1t-torch":  # timed again: a new measurement, beside a new reference
+            assert (t_after, r_after) != (t_before, r_before)
+        else:
+            assert (t_after, r_after) == (t_before, r_before)
+    # a model whose file is gone is recorded as failed, and nothing else changes
+    gone = collector.retake(sample("mlp", 7), ["1t-torch"])
+    assert gone.retake and gone.error.startswith("retake: ")
+
+
+def test_the_usual_speed_is_learned_from_what_the_collection_has_timed(collection):
+    watch = SpeedWatch(seen={"1t-torch": [1.0, 2.0, 3.0, 4.0]})
+    assert watch.usual("1t-torch") is None and watch.off("1t-torch", 9.0) is None  # too few takes to say
+    watch.note("1t-torch", 100.0)
+    assert watch.usual("1t-torch") == 3.0 and watch.off("1t-torch", 3.0) == 0.0
+    assert watch.off("1t-torch", 6.0) == pytest.approx(np.log(2))
+    assert SpeedWatch({"1t-torch": 2.0}).usual("1t-torch") == 2.0  # given (a predictor's), known at once
+    # a continued collection starts from the reference's times in its files: the nominal speed's medians
+    out, _, _ = collection
+    manifest, _ = load_collection(out)
+    seen = stored_reference_times(out)
+    assert {k: float(np.median(v)) for k, v in seen.items()} == pytest.approx(manifest["reference_s"])
+    assert stored_reference_times(out.parent / "nothing-here") == {}
+
+
 def test_a_second_run_continues_and_measures_only_what_is_new(collection, tmp_path):
     import shutil
 
@@ -129,7 +219,7 @@ def test_a_second_run_continues_and_measures_only_what_is_new(collection, tmp_pa
     copy = tmp_path / "data"
     shutil.copytree(out, copy)
     again = collect(copy, SMALL, families=["mlp", "broken"], per_family=3, repeat_every=0, store=False)
-    assert [s.name for s in again.samples] == ["mlp-2", "broken-2"]  # the failed ones are not retried
+    assert [s.name for s in again.new] == ["mlp-2", "broken-2"]  # the failed ones are not retried
     assert again.total_models == 5
 
 
@@ -163,7 +253,7 @@ def test_one_process_at_a_time_writes_into_a_collection(collection, tmp_path, mo
     with sole_writer(copy, "a test"):  # the dead writer's lock went with it
         pass
     again = collect(copy, SMALL, families=["mlp"], per_family=4, repeat_every=0, store=False)
-    assert [s.name for s in again.samples] == ["mlp-2", "mlp-3"]
+    assert [s.name for s in again.new] == ["mlp-2", "mlp-3"]
 
 
 def test_a_collection_continues_only_with_its_settings_and_machine(collection, tmp_path):
@@ -194,6 +284,7 @@ def test_a_collection_continues_only_with_its_settings_and_machine(collection, t
     ({"families": ["cnn-nope"]}, "'families' value 'cnn-nope' cannot be collected here"),
     ({"per_family": 0}, "'per_family' must be >= 1"),
     ({"minutes": float("nan")}, "'minutes' must be a finite number"),
+    ({"retakes": -1}, "'retakes' must be >= 0"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_measured(tmp_path, kwargs, message):
     with pytest.raises(UserError, match=message):
@@ -235,9 +326,9 @@ def test_ctrl_c_keeps_every_finished_model_and_the_next_run_continues(tmp_path):
     again = collect(tmp_path / "d", CollectSettings(batches=(1,), threads=(1,), runtimes=("eager",), budget_s=0.01,
                                                     min_samples=3), families=["mlp"], per_family=len(kept) + 1,
                     repeat_every=0, store=False)
-    assert [s.name for s in again.samples] == [f"mlp-{len(kept)}"]
+    assert [s.name for s in again.new] == [f"mlp-{len(kept)}"]
     # no ONNX Runtime among the runtimes: no time spent exporting, and the summary does not say it was
-    assert again.samples[0].export_s == 0 and again.samples[0].capture_s > 0
+    assert again.new[0].export_s == 0 and again.new[0].capture_s > 0
     assert "capturing graphs" in again.summary() and "exporting to ONNX" not in again.summary()
     assert again.time_spent()["export_s"] == 0
 
