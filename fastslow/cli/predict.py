@@ -94,10 +94,11 @@ def collect(
     def sample_done(s: Any, i: int, n: int) -> None:
         what = f"[red]failed[/red] ({s.error})" if s.error else f"{s.configs} configurations"
         if s.retake and not s.error:
-            what = f"{s.configs} measurements taken while the machine was disturbed timed again, {s.kept} steadily"
+            what = f"{s.configs} measurements, {s.kept} steady now"
         elif s.disturbed and not s.repeat and retakes:
             what += f" (disturbed while timing {', '.join(map(describe_kind, s.disturbed))}: timed again later)"
-        say(f"{i}/{n} {s.name}{' (again)' if s.repeat else ''}: {what}, {s.seconds:.1f} s")
+        again = " (again)" if s.repeat else " (disturbed groups, again)" if s.retake else ""
+        say(f"{i}/{n} {s.name}{again}: {what}, {s.seconds:.1f} s")
         if not (s.repeat or s.retake):
             bar["advance"](f"collecting: {s.name}")
 

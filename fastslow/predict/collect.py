@@ -158,8 +158,9 @@ class CollectResult:
         return [s for s in self.samples if not (s.repeat or s.retake)]
 
     def time_spent(self) -> dict[str, float]:
-        """Seconds of this run spent capturing graphs, exporting models for ONNX Runtime, and on the
-        rest (building models, timing them): what a collection's minutes buy. On a busy 2-core AMD
+        """Seconds of this run spent capturing graphs, exporting models for ONNX Runtime, timing
+        disturbed groups again (all of a later take), and on the rest (building models, timing
+        them): what a collection's minutes buy. On a busy 2-core AMD
         EPYC, 2 models each of cnn-plain, cnn-residual, transformer and mlp took 51 s with the
         default settings (twice), of which 15-16 s exporting (torch.onnx's exporter, about 2 s a
         model) and 6 s capturing; without ONNX Runtime among the runtimes, 25 s."""

@@ -10,7 +10,7 @@ import torch
 from fastslow.cli.predict import train as train_command
 from fastslow.predict.dataset import FORMAT_VERSION
 from fastslow.predict.predictor import Predictor, PredictorConfig
-from tests.conftest import drawn, torchrun
+from tests.conftest import drawn, reference_times_set_to, torchrun
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,26 @@ def test_train_takes_the_readout_and_the_predictor_keeps_it(cli, collection, tmp
         assert p.ranker.readout == readout and p.info["config"]["readout"] == readout
         assert (p.ranker.roofline is not None) == (readout == "roofline")
         assert p.network.head_out.out_features == (3 if readout == "roofline" else 1)
+
+
+def test_collect_says_which_groups_were_disturbed_and_how_their_second_take_went(cli, collection, tmp_path):
+    import shutil
+
+    out, _, _ = collection
+    copy = tmp_path / "data"
+    shutil.copytree(out, copy)
+    reference_times_set_to(copy, 1e-12)  # every group now looks disturbed
+    r = cli("predictor", "collect", "--out", str(copy), "--families", "mlp", "--per-family", "3", "--repeat-every", "0",
+            "--batches", "1,2", "--threads", "1", "--budget", "0.01", "--min-samples", "3", "--json", "c.json")
+    assert r.code == 0, r.err
+    d = json.loads(open("c.json").read())
+    new, retaken = d["samples"]
+    assert new["name"] == retaken["name"] == "mlp-2" and retaken["retake"] and retaken["kept"] == 0
+    assert (f"mlp-2: {new['configs']} configurations (disturbed while timing torch on 1 thread, ONNX Runtime on 1 "
+            "thread: timed again later)") in r.err
+    assert f"mlp-2 (disturbed groups, again): {retaken['configs']} measurements, 0 steady now" in r.err
+    assert ("measurements taken while the machine was disturbed timed again, 0 of them steadily"
+            in " ".join(r.out.split()))
 
 
 def test_recapture_of_an_up_to_date_collection_says_so_and_its_json_is_pure(cli, collection):
@@ -191,6 +211,7 @@ def test_a_predictor_trained_on_another_formats_graphs_is_refused_with_what_retr
     (["predictor", "collect", "--out", "d", "--runtimes", "eager,tvm"], "--runtimes value 'tvm' is unknown"),
     (["predictor", "collect", "--out", "d", "--budget", "nan"], "--budget must be a finite number"),
     (["predictor", "collect", "--out", "d", "--threads", "0"], "--threads must be distinct integers >= 1"),
+    (["predictor", "collect", "--out", "d", "--retakes", "-1"], "--retakes must be >= 0"),
     (["predictor", "train", "nowhere"], "collection nowhere: not found"),
     (["predictor", "train", "nowhere", "--readout", "max"], "--readout value 'max' is unknown (known: sum, roofline)"),
     (["predictor", "recapture", "nowhere"], "collection nowhere: no collection.json"),

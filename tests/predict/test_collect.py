@@ -28,14 +28,13 @@ from fastslow.predict.dataset import (
     machine,
     pair_features,
     reference_speed,
-    save_arrays,
     stored_measurements,
     stored_reference_times,
 )
 from fastslow.predict.reference import SpeedWatch, fastest, group_kind
 from fastslow.store.db import ResultsStore
 from fastslow.tpugraphs.data import FileInfo, load_arrays
-from tests.conftest import SMALL, default_sigint
+from tests.conftest import SMALL, default_sigint, reference_times_set_to
 
 
 def test_every_model_is_a_tile_file_the_tpugraphs_loader_reads(collection):
@@ -127,15 +126,6 @@ def test_some_models_are_measured_twice_for_the_noise_floor(collection):
     assert repeated_pairs(out, models, reference_s, steady_within=offs[0] / 2 if offs[0] else -1.0) == []
 
 
-def _reference_times_set_to(folder, seconds: float) -> None:
-    """Rewrite a collection's files as if its speed reference had always run in `seconds`."""
-    for path in sorted((folder / "npz").glob("*.npz")):
-        with np.load(path, allow_pickle=False) as z:
-            arrays = dict(z.items())
-        arrays["config_reference"] = np.full_like(arrays["config_reference"], seconds * 1e9)
-        save_arrays(path, arrays)
-
-
 def test_groups_timed_while_the_machine_was_disturbed_are_timed_again_later(collection, tmp_path):
     import shutil
 
@@ -145,7 +135,7 @@ def test_groups_timed_while_the_machine_was_disturbed_are_timed_again_later(coll
     # As if the reference had run in a picosecond so far: every group now looks disturbed (the usual
     # speed a continued collection starts from is the one in its files), so each new model's groups
     # are timed again, twice here, and never kept
-    _reference_times_set_to(copy, 1e-12)
+    reference_times_set_to(copy, 1e-12)
     again = collect(copy, SMALL, families=["mlp"], per_family=4, repeat_every=0, retakes=2, store=False)
     new, retaken = again.new, [s for s in again.samples if s.retake]
     assert [s.name for s in new] == ["mlp-2", "mlp-3"]
