@@ -496,7 +496,7 @@ def collect(
         recorders = [RunRecorder(db, Record(COLLECT_COMMAND, str(out), record_settings, env, {}))
                      for db in (own, results) if db is not None]
         result = CollectResult(out, here, len(plan))
-        collector = _Collector(out, settings, recorders, SpeedWatch(seen=stored_reference_times(out)))
+        collector = _Collector(out, settings, recorders, SpeedWatch(stored_reference_times(out)))
         t0 = time.perf_counter()
         for r in recorders:
             r.start()

@@ -129,19 +129,15 @@ def reference_off(reference_s: Any, usual_s: Any) -> Any:
 class SpeedWatch:
     """Whether the machine ran at its usual speed while a group of configurations was timed: the
     reference's fastest time beside the group against its usual time in that kind of group
-    (`group_kind`). The usual time is given (`usual_s`: a predictor's, for --verify) or learned as
-    the median of every take seen so far (a collection's, seeded from the models it already has),
-    and known from `min_seen` takes on."""
+    (`group_kind`). The usual time is the median of every take seen so far (a collection's,
+    seeded from the models it already has), known from `min_seen` takes on."""
 
-    def __init__(self, usual_s: dict[str, float] | None = None, *, seen: dict[str, list[float]] | None = None,
-                 tolerance: float = STEADY_TOLERANCE, min_seen: int = 5) -> None:
-        self.fixed = dict(usual_s or {})
+    def __init__(self, seen: dict[str, list[float]] | None = None, *, tolerance: float = STEADY_TOLERANCE,
+                 min_seen: int = 5) -> None:
         self.seen = {k: list(v) for k, v in (seen or {}).items()}
         self.tolerance, self.min_seen = tolerance, min_seen
 
     def usual(self, kind: str) -> float | None:
-        if kind in self.fixed:
-            return self.fixed[kind]
         seen = self.seen.get(kind, [])
         return float(np.median(seen)) if len(seen) >= self.min_seen else None
 

@@ -193,7 +193,6 @@ def test_the_usual_speed_is_learned_from_what_the_collection_has_timed(collectio
     watch.note("1t-torch", 100.0)
     assert watch.usual("1t-torch") == 3.0 and watch.off("1t-torch", 3.0) == 0.0
     assert watch.off("1t-torch", 6.0) == pytest.approx(np.log(2))
-    assert SpeedWatch({"1t-torch": 2.0}).usual("1t-torch") == 2.0  # given (a predictor's), known at once
     # a continued collection starts from the reference's times in its files: the nominal speed's medians
     out, _, _ = collection
     manifest, _ = load_collection(out)
