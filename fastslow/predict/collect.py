@@ -59,6 +59,7 @@ from fastslow.predict.dataset import (
     machine,
     npz_path,
     read_manifest,
+    read_model_file,
     save_arrays,
     stored_measurements,
     stored_reference_times,
@@ -160,10 +161,10 @@ class CollectResult:
     def time_spent(self) -> dict[str, float]:
         """Seconds of this run spent capturing graphs, exporting models for ONNX Runtime, timing
         disturbed groups again (all of a later take), and on the rest (building models, timing
-        them): what a collection's minutes buy. On a busy 2-core AMD
-        EPYC, 2 models each of cnn-plain, cnn-residual, transformer and mlp took 51 s with the
-        default settings (twice), of which 15-16 s exporting (torch.onnx's exporter, about 2 s a
-        model) and 6 s capturing; without ONNX Runtime among the runtimes, 25 s."""
+        them): what a collection's minutes buy. On a busy 2-core AMD EPYC, 2 models each of
+        cnn-plain, cnn-residual, transformer and mlp took 51 s with the default settings (twice),
+        of which 15-16 s exporting (torch.onnx's exporter, about 2 s a model) and 6 s capturing;
+        without ONNX Runtime among the runtimes, 25 s."""
         capture = sum(s.capture_s for s in self.samples)
         export = sum(s.export_s for s in self.samples)
         retake = sum(s.seconds for s in self.samples if s.retake)
@@ -348,9 +349,7 @@ class _Collector:
         t0 = time.perf_counter()
         path = npz_path(self.out, s.name)
         try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = dict(z.items())
-            stored = [Config.from_dict(c) for c in json.loads(str(arrays["meta"]))["configs"]]
+            arrays, _, stored = read_model_file(path)
             torch.manual_seed(s.seed)
             model = s.build().eval()
         except Exception as e:  # noqa: BLE001  (the file or the model is gone: what was measured stays)
@@ -601,10 +600,7 @@ def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | No
         done = 0
         for i, path in enumerate(files):
             try:
-                with np.load(path, allow_pickle=False) as z:
-                    arrays = dict(z.items())
-                meta = json.loads(str(arrays["meta"]))
-                configs = [Config.from_dict(c) for c in meta["configs"]]
+                arrays, meta, configs = read_model_file(path)
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise UserError(f"{path}: not a fastslow latency file ({full_reason(e, 200)})") from None
             if meta.get("format") == FORMAT_VERSION:

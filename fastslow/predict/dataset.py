@@ -163,6 +163,16 @@ def time_arrays(configs: list[Config], measured: list[Measurement]) -> dict[str,
     }
 
 
+def read_model_file(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any], list[Config]]:
+    """A model's file as stored, to be rewritten: its arrays, its description (meta) and its
+    configurations, unchecked (`load_model_file` checks a file for training). Raises what
+    reading it raised."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = dict(z.items())
+    meta = json.loads(str(arrays["meta"]))
+    return arrays, meta, [Config.from_dict(c) for c in meta["configs"]]
+
+
 def write_model(out: Path, graph: OpGraph, meta: dict[str, Any], configs: list[Config],
                 measured: list[Measurement]) -> Path:
     """One model's file."""
