@@ -70,12 +70,14 @@ if KIND not in SCHEMAS:
 # reference's blocks do not start on caches the model beside it filled: before, a large model's
 # reference ran up to 1.5x slow, and the model's time relative to it came out as much too fast
 # (see fastslow.predict.reference). Every sample changed, so no earlier format can be recaptured.
-FORMAT_VERSION = 8
+# 9: operators carry how their data input's and output's dimensions divide by powers of two
+# (NODE_FEATS 24 -> 32, see fastslow.predict.capture._alignments).
+FORMAT_VERSION = 9
 # Collections of these formats differ from this version's only in what the capture puts in the
 # graphs and what is taken of each measurement's samples (their measurements were taken as this
 # version takes them, and every sample is stored), so `fastslow predictor recapture` brings them
-# up to date without measuring again. None yet for format 8.
-RECAPTURABLE: tuple[int, ...] = ()
+# up to date without measuring again.
+RECAPTURABLE: tuple[int, ...] = (8,)
 MANIFEST = "collection.json"
 MEASUREMENTS = "measurements.db"
 COLLECT_COMMAND = "predictor collect"  # what a collection's measurements are recorded as

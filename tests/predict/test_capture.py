@@ -1,6 +1,7 @@
 """Models captured as operator graphs: the operators that run, their data flow, and their costs
 as fastslow.cost counts them, in the TpuGraphs tile schema's arrays."""
 
+import math
 import subprocess
 import sys
 
@@ -82,17 +83,32 @@ def test_operators_carry_the_arguments_that_set_their_speed():
     net = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.Conv2d(16, 16, 5, stride=2, padding=2, groups=16),
                         nn.Conv2d(16, 32, 1), nn.Flatten(), nn.Linear(32 * 8 * 8, 10)).eval()
     g = capture(net, (torch.randn(1, 8, 16, 16),))
-    assert g.node_feat.shape[1] == base + 8 == NODE_FEATS
-    convs = [g.node_feat[i, base:] for i, n in enumerate(g.names) if n == "convolution"]
+    assert g.node_feat.shape[1] == base + 8 + 8 == NODE_FEATS  # the arguments, then the alignments
+    convs = [g.node_feat[i, base:base + 8] for i, n in enumerate(g.names) if n == "convolution"]
     dims, kernel, stride, groups, depthwise = (np.stack([c[:4] for c in convs]), *np.stack([c[4:] for c in convs]).T)
     log = lambda x, s: np.log2(1 + x) / s  # noqa: E731
     assert np.allclose(dims[0], log(np.array([1, 8, 16, 16]), 16))  # the data input's shape (N, C, H, W) ...
     assert np.allclose(dims[2], log(np.array([1, 16, 8, 8]), 16))  # ... of the third, after the stride
     assert np.allclose(kernel, log(np.array([9, 25, 1]), 8)) and np.allclose(stride, log(np.array([1, 2, 1]), 4))
     assert np.allclose(groups, log(np.array([1, 16, 1]), 12)) and list(depthwise) == [0, 1, 0]
-    head = g.node_feat[g.names.index("addmm"), base:]  # a product: its data input, not its bias
+    head = g.node_feat[g.names.index("addmm"), base:base + 8]  # a product: its data input, not its bias
     assert np.allclose(head[:4], log(np.array([0, 0, 1, 2048]), 16)) and not head[4:].any()
-    assert not g.node_feat[0, base:].any()  # the input node has no arguments
+    assert not g.node_feat[0, base:base + 8].any()  # the input node has no arguments
+
+
+def test_operators_carry_how_their_dimensions_align():
+    """Eight features: the largest power of two up to 64 dividing each of the data input's and
+    the output's last four dimensions, as log2 of it over 6 (0 where there is no dimension)."""
+    net = nn.Sequential(nn.Conv2d(24, 40, 3, padding=1), nn.Conv2d(40, 64, 1), nn.Flatten(),
+                        nn.Linear(64 * 6 * 6, 12)).eval()
+    g = capture(net, (torch.randn(1, 24, 6, 6),))
+    align = g.node_feat[:, NODE_FEATS - 8:]
+    level = lambda *dims: np.log2([math.gcd(d, 64) if d else 1 for d in dims]) / 6  # noqa: E731
+    first, second = (align[i] for i, n in enumerate(g.names) if n == "convolution")
+    assert np.allclose(first, level(1, 24, 6, 6, 1, 40, 6, 6))  # 24 = 8 x 3 channels in, 40 = 8 x 5 out
+    assert np.allclose(second, level(1, 40, 6, 6, 1, 64, 6, 6))
+    assert np.allclose(align[g.names.index("addmm")], level(0, 0, 1, 2304, 0, 0, 1, 12))
+    assert np.allclose(align[0], level(0, 0, 0, 0, 1, 24, 6, 6))  # the input: no data input, its output
 
 
 def test_unknown_operators_share_code_zero_and_are_listed():
