@@ -121,16 +121,20 @@ def _data_input(op: str, args: Any) -> torch.Tensor | None:
     return max(ts, key=lambda t: t.numel()) if ts else None
 
 
-def _argument_features(op: str, args: Any) -> list[float]:
+def _last_four(t: torch.Tensor | None) -> list[int]:
+    """A tensor's last four dimensions, 0 for each it does not have (and all four for no tensor)."""
+    return ([0] * 4 + (list(t.shape) if t is not None else []))[-4:]
+
+
+def _argument_features(op: str, args: Any, x: torch.Tensor | None) -> list[float]:
     """What makes two operators of one kind and equal FLOPs run at different speeds: the data
     input's last four dimensions (a product's reduction length, a convolution's input channels
     and size), then four that depend on the kind. For a convolution: its kernel's area, stride,
     groups and whether it is depthwise (nn-Meter's kernel features: input size, channels,
     kernel, stride). For a recurrent layer (aten.lstm, aten.gru: one node for all its layers and
     steps): its time steps, layers, hidden size and whether it is bidirectional, since it runs
-    step after step, each step a small product with a fixed cost of its own."""
-    x = _data_input(op, args)
-    dims = ([0] * 4 + (list(x.shape) if x is not None else []))[-4:]
+    step after step, each step a small product with a fixed cost of its own. `x` is the data
+    input (`_data_input`)."""
     kind = [0.0] * 4
     if op == "convolution" and x is not None and isinstance(args[1], torch.Tensor):
         g = int(args[8])
@@ -141,7 +145,7 @@ def _argument_features(op: str, args: Any) -> list[float]:
         steps = x.shape[1] if x.dim() == 3 and args[8] else x.shape[0]
         hidden = args[2][1].shape[1]  # w_hh of the first layer: (gates x hidden, hidden)
         kind = [log_feature(steps, 12), log_feature(int(args[4]), 4), log_feature(hidden, 12), float(bool(args[7]))]
-    return [*[log_feature(d, 16) for d in dims], *kind]
+    return [*[log_feature(d, 16) for d in _last_four(x)], *kind]
 
 
 ALIGNMENT = 64  # the largest power of two an alignment feature tells apart
@@ -153,8 +157,8 @@ def _alignment(d: int) -> float:
     return math.log2(math.gcd(int(d), ALIGNMENT)) / math.log2(ALIGNMENT) if d > 0 else 0.0
 
 
-def _alignments(op: str, args: Any, out: list[torch.Tensor]) -> list[float]:
-    """How the last four dimensions of the data input (as `_argument_features` takes it) and of
+def _alignments(x: torch.Tensor | None, out: list[torch.Tensor]) -> list[float]:
+    """How the last four dimensions of the data input `x` (`_data_input`) and of
     the output divide by powers of two. Vector units and oneDNN's blocked layouts work on 8 or 16
     channels at a time, so an operator's speed depends on whether its sizes are multiples of
     those, which a log-scaled size does not show; the corpus's convolutional widths (8, 12, 16,
@@ -162,22 +166,17 @@ def _alignments(op: str, args: Any, out: list[torch.Tensor]) -> list[float]:
     held out, the defaults, seeds 0 and 1) these eight features took held-out predictions within
     +-10% from 46.6% and 46.6% to 55.2% and 54.1%, within +-20% from 72.9% and 68.5% to 80.3%
     and 78.5%, and RMSPE from 27.9% and 28.4% to 21.3% and 22.8%."""
-    x = _data_input(op, args)
-    dims = ([0] * 4 + (list(x.shape) if x is not None else []))[-4:]
-    shape = ([0] * 4 + (list(out[0].shape) if out else []))[-4:]
-    return [_alignment(d) for d in dims + shape]
+    return [_alignment(d) for d in _last_four(x) + _last_four(out[0] if out else None)]
 
 
 def _features(out: list[torch.Tensor], flops: int, read: int, written: int, weight: int, n_in: int,
               fan_out: int, dense: bool) -> list[float]:
     first = out[0] if out else None
-    shape = list(first.shape) if first is not None else []
-    dims = ([0] * 4 + shape)[-4:]
     dtype = first.dtype if first is not None else torch.float32
     return [
         log_feature(flops, 48), log_feature(read + written, 48),
         log_feature(first.numel() if first is not None else 0, 32),
-        *[log_feature(d, 16) for d in dims], len(shape) / 8,
+        *[log_feature(d, 16) for d in _last_four(first)], len(first.shape) / 8 if first is not None else 0.0,
         *[float(dtype == d) for d in DTYPES], float(first is not None and not dtype.is_floating_point),
         log_feature(weight, 40), float(dense), n_in / 8, fan_out / 8,
     ]
@@ -254,8 +253,9 @@ def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -
         if op not in OPCODE:
             unknown.append(op)
         dense = op in ("convolution", "addmm", "mm", "bmm")
+        x = _data_input(op, args)
         feats.append(_features(out, flops, read, written, weight, len(producers[node]), fan_out[node], dense)
-                     + _argument_features(op, args) + _alignments(op, args, out))
+                     + _argument_features(op, args, x) + _alignments(x, out))
         codes.append(OPCODE.get(op, 0))
         names.append(op)
         edges += [(index[node], index[p]) for p in producers[node]]
