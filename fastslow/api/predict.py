@@ -31,7 +31,16 @@ from fastslow.predict.collect import RETAKES, CollectResult, CollectSettings, Re
 from fastslow.predict.collect import collect as collect_into
 from fastslow.predict.collect import recapture as recapture_into
 from fastslow.predict.configs import Config, Runners, configs_for
-from fastslow.predict.dataset import FORMAT_VERSION, describe_machine, fingerprint, load_collection, machine
+from fastslow.predict.dataset import (
+    FORMAT_VERSION,
+    RECAPTURABLE,
+    RECAPTURE_COMMAND,
+    describe_machine,
+    fingerprint,
+    load_collection,
+    machine,
+    read_manifest,
+)
 from fastslow.predict.evaluate import (
     PARTS,
     leave_one_family_out,
@@ -156,13 +165,26 @@ def load_predictor(path: str | Path) -> Predictor:
     p = Predictor.load(path)
     trained = p.info.get("format")
     if trained != FORMAT_VERSION:
-        collection = p.info.get("collection", "its collection")
         made = f"format {trained}" if trained else "an earlier format"
         raise UserError(f"predictor {path} was trained on a collection of {made}, and this version of fastslow "
                         f"writes format {FORMAT_VERSION}, whose features or times it never saw: "
-                        f"train it again (`fastslow predictor recapture {collection}`, then "
-                        f"`fastslow predictor train {collection}`)")
+                        f"{_retrain(p.info.get('collection'))}")
     return p
+
+
+def _retrain(collection: str | None) -> str:
+    """What trains a predictor of an earlier format again, by what its collection is now: train
+    on it (already brought up to date), recapture it first, or collect again."""
+    manifest = read_manifest(Path(collection)) if collection else None
+    now = manifest.get("format") if manifest else None
+    if now == FORMAT_VERSION:
+        return f"train it again (`fastslow predictor train {collection}`)"
+    if now in RECAPTURABLE:
+        return f"train it again (`{RECAPTURE_COMMAND} {collection}`, then `fastslow predictor train {collection}`)"
+    where = (f"collection {collection} is of format {now}" if manifest else
+             f"collection {collection} is not there" if collection else "its collection is not recorded")
+    return ("collect again and train on that (`fastslow predictor collect --out DIR`, then `fastslow predictor "
+            f"train DIR`; {where}, which this version cannot bring up to date)")
 
 
 def find_predictor(db: str | Path | None = None) -> Path:

@@ -185,7 +185,11 @@ def test_a_model_larger_than_any_the_predictor_trained_on_is_a_warning_naming_it
     assert "extrapolate" in warned[0] and "warning" in r.err and "GFLOPs per item" in r.err
 
 
-def test_a_predictor_trained_on_another_formats_graphs_is_refused_with_what_retrains_it(cli, trained):
+def test_a_predictor_trained_on_another_formats_graphs_is_refused_with_what_retrains_it(cli, trained, tmp_path):
+    import shutil
+
+    from fastslow.predict.dataset import MANIFEST, RECAPTURABLE
+
     folder, db = trained
     ckpt = torch.load(folder / "predictor.pt", weights_only=True)
     collection = ckpt["info"]["collection"]
@@ -200,7 +204,22 @@ def test_a_predictor_trained_on_another_formats_graphs_is_refused_with_what_retr
             assert r.code == 2 and r.out == "", (args, r.err)
             assert r.err.count("\n") == 1 and f"predictor {file} was trained on a collection of {made}" in r.err
             assert f"writes format {FORMAT_VERSION}" in r.err
-            assert f"fastslow predictor recapture {collection}`, then `fastslow predictor train {collection}`" in r.err
+            # its collection is of this format (brought up to date since): training again is enough
+            assert r.err.rstrip().endswith(f"train it again (`fastslow predictor train {collection}`)"), r.err
+    # what it says depends on what the collection is now: one to recapture first, one to collect again
+    for fmt, fix in ((RECAPTURABLE[-1], "`fastslow predictor recapture {c}`, then `fastslow predictor train {c}`"),
+                     (5, "collect again and train on that (`fastslow predictor collect --out DIR`, then `fastslow "
+                         "predictor train DIR`; collection {c} is of format 5, which this version cannot bring up")):
+        copy = tmp_path / f"format{fmt}"
+        shutil.copytree(collection, copy)
+        manifest = json.loads((copy / MANIFEST).read_text())
+        (copy / MANIFEST).write_text(json.dumps({**manifest, "format": fmt}))
+        torch.save({**ckpt, "info": {**ckpt["info"], "collection": str(copy)}}, "moved.pt")
+        r = cli("predict", "zoo:mlp", "--predictor", "moved.pt")
+        assert r.code == 2 and r.err.count("\n") == 1 and fix.format(c=copy) in r.err, r.err
+    torch.save({**ckpt, "info": {**ckpt["info"], "collection": str(tmp_path / "gone")}}, "moved.pt")
+    r = cli("predict", "zoo:mlp", "--predictor", "moved.pt")
+    assert r.code == 2 and f"collection {tmp_path / 'gone'} is not there" in r.err
 
 
 @pytest.mark.parametrize("args,message", [
@@ -283,3 +302,23 @@ def test_train_options_default_to_the_predictor_config():
     assert len(shared) >= 8
     for f in shared:
         assert options[f.name] == f.default, f.name
+
+
+def test_collect_options_default_to_the_collections():
+    # likewise `predictor collect`: its literals must be `collect`'s and `CollectSettings`'s, and
+    # its help must give the tolerance a retake is judged by
+    import typing
+
+    from fastslow.cli.predict import collect as collect_command
+    from fastslow.predict.collect import CollectSettings, collect
+    from fastslow.predict.reference import STEADY_TOLERANCE
+
+    options = {name: p.default for name, p in inspect.signature(collect_command).parameters.items()}
+    library = {name: p.default for name, p in inspect.signature(collect).parameters.items()}
+    for name in ("per_family", "repeat_every", "retakes"):
+        assert options[name] == library[name], name
+    s = CollectSettings()
+    assert (options["batches"], options["threads"], options["runtimes"], options["budget"]) == (
+        ",".join(map(str, s.batches)), ",".join(map(str, s.threads)), ",".join(s.runtimes), s.budget_s)
+    retakes = typing.get_type_hints(collect_command, include_extras=True)["retakes"].__metadata__[0]
+    assert f"more than {100 * STEADY_TOLERANCE:g}% off" in retakes.help
