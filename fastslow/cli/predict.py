@@ -251,6 +251,7 @@ def eval_cmd(
                                                         result.families["unseen_operators"]))
         output.console.print(tables.predictor_scores_table("held-out families, pooled", result.families["pooled"]))
     output.console.print(tables.noise_table(result.noise))
+    output.console.print(tables.ranking_floor_table(result.noise["ranking"]))
     payload = result.to_dict()
     output.write_json(json_out, payload)
     report_saved(result.saved, payload, json_out, "predictor eval")

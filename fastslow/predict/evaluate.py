@@ -5,13 +5,16 @@
   every configuration and per runtime and thread count (beside each one's noise floor);
 * held-out families: leave one family out: train on every other family, score on it; per
   family and pooled over all folds;
-* the noise floor: models the collection measured twice (see `fastslow.predict.collect`).
+* the noise floor: models the collection measured twice (see `fastslow.predict.collect`): how
+  often two measurements agree, and how well the second ranks configurations and models when
+  taken as the prediction of the first (`ranking_floor`).
 
 The network and both baselines are scored on the same models side by side.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,7 +25,7 @@ import numpy as np
 from fastslow.measure.stats import Measurement
 from fastslow.predict.configs import Config
 from fastslow.predict.dataset import ModelData, stored_measurements
-from fastslow.predict.metrics import noise_floor, scores
+from fastslow.predict.metrics import RANKING_KEYS, noise_floor, scores
 from fastslow.predict.predictor import METHODS, Predictor, PredictorConfig, fit, operators, predict_models
 
 
@@ -103,6 +106,32 @@ def _repeats(collection: Path) -> list[tuple[str, Config, Measurement]]:
     return [(params["sample"], c, m) for params, c, m in stored_measurements(collection) if params.get("repeat")]
 
 
+def ranking_floor(repeats: list[tuple[str, Config, Measurement]], models: list[ModelData],
+                  reference_s: dict[str, float]) -> dict[str, Any]:
+    """The repeated models' second measurements taken as the prediction of their first (the
+    labels), scored as a predictor is (`fastslow.predict.metrics.scores`): Kendall's tau of the
+    models' order, the top-1 slowdown and the share of models whose best is within 5%: what
+    measuring again would score. Where a model's fastest configurations lie within the noise of
+    each other, the second measurement picks another one than the first. It is not a ceiling: a
+    predictor right on average is off one measurement by that one's noise alone, a second
+    measurement by both (see `fastslow.predict.metrics`)."""
+    by_sample: dict[str, list[tuple[str, Config, Measurement]]] = {}
+    for r in repeats:
+        by_sample.setdefault(r[0], []).append(r)
+    again, first, configs = [], [], []
+    for rs in by_sample.values():
+        pairs = _pairs(rs, models, reference_s, None)
+        if len(pairs) < 2:  # nothing to rank
+            continue
+        configs.append([c for c, _, _ in pairs])
+        first.append(np.asarray([a for _, a, _ in pairs]))
+        again.append(np.asarray([b for _, _, b in pairs]))
+    if not first:
+        return {"models": 0, **dict.fromkeys(RANKING_KEYS, math.nan)}
+    scored = scores(again, first, configs)
+    return {"models": scored["models"], **{k: scored[k] for k in RANKING_KEYS}}
+
+
 def _pairs(repeats: list[tuple[str, Config, Measurement]], models: list[ModelData],
            reference_s: dict[str, float] | None, steady_within: float | None) -> list[tuple[Config, float, float]]:
     """`repeated_pairs` of repeats already read."""
@@ -145,7 +174,8 @@ def noise(collection: Path, models: list[ModelData], reference_s: dict[str, floa
     """The noise floor at the collection's speed, and as timed (`raw`), over every repeated
     measurement and per value of each of `PARTS` (`by_runtime`, `by_threads`); with
     `steady_within` (> 0), also over the pairs measured while the machine ran at its usual speed
-    (`steady`, see `repeated_pairs`)."""
+    (`steady`, see `repeated_pairs`); and how well a second measurement ranks (`ranking`, see
+    `ranking_floor`)."""
     repeats = _repeats(collection)  # read once: the database holds every measurement's samples
     pairs = _pairs(repeats, models, reference_s, None)
     out = {**noise_floor([(a, b) for _, a, b in pairs]),
@@ -153,6 +183,7 @@ def noise(collection: Path, models: list[ModelData], reference_s: dict[str, floa
     if steady_within > 0:
         steady = _pairs(repeats, models, reference_s, steady_within)
         out["steady"] = {**noise_floor([(a, b) for _, a, b in steady]), "within": steady_within}
+    out["ranking"] = ranking_floor(repeats, models, reference_s)
     for part in PARTS:
         values = _values((c for c, _, _ in pairs), part)
         out[f"by_{part}"] = {v: noise_floor([(a, b) for c, a, b in pairs if _value(c, part) == v]) for v in values}

@@ -11,6 +11,9 @@
   share of models within 5%;
 * the noise floor: the same (model, configuration) measured twice, some minutes apart: how
   often the two agree within ±10%, and their RMSPE, which bound what any predictor can score;
+* the ranking floor: the repeated models' second measurements taken as the prediction of their
+  first and scored as above (tau, top-1 slowdown, top-1 within 5%); where a model's fastest
+  configurations are within the noise of each other, a second measurement can pick another;
 * the ceiling (an estimate): how often a predictor that is exactly right on average would land
   within ±10% / ±20% of one measurement. A pair of measurements differs by the noise of both,
   one measurement from the truth by its own: where the noise is log-normal, a pair's log ratio
@@ -31,6 +34,7 @@ from fastslow.tpugraphs.metrics import kendall_tau, top_k_slowdown
 
 TOLERANCES = (0.10, 0.20)
 TOP1_WITHIN = 0.05
+RANKING_KEYS = ("kendall_tau", "top1_slowdown", "top1_within_5")  # what `scores` says of an order
 
 
 def _within(ratios: np.ndarray, tol: float) -> float:

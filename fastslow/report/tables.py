@@ -204,11 +204,13 @@ def _percent(x: float | None) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
 
+def _tau(x: float | None) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.3f}"
+
+
 def _score_cells(s: dict[str, Any]) -> list[str]:
-    tau = s.get("kendall_tau")
-    return [_percent(s["within_10"]), _percent(s["within_20"]), _percent(s["rmspe"]),
-            "-" if tau is None or math.isnan(tau) else f"{tau:.3f}", _percent(s["top1_slowdown"]),
-            _percent(s["top1_within_5"])]
+    return [_percent(s["within_10"]), _percent(s["within_20"]), _percent(s["rmspe"]), _tau(s.get("kendall_tau")),
+            _percent(s["top1_slowdown"]), _percent(s["top1_within_5"])]
 
 
 def predictor_scores_table(title: str, by_method: dict[str, dict[str, Any]]) -> Table:
@@ -267,6 +269,17 @@ def noise_table(noise: dict[str, Any]) -> Table:
     for label, n in rows:
         t.add_row(label, str(n["pairs"]), _percent(n["within_10"]), _percent(n["within_20"]), _percent(n["rmspe"]),
                   _percent(n["ceiling_10"]), _percent(n["ceiling_20"]))
+    return t
+
+
+def ranking_floor_table(ranking: dict[str, Any]) -> Table:
+    """The repeated models' second measurements scored as the prediction of their first: how well
+    measuring again ranks models and picks the best configuration (not a ceiling, see
+    fastslow.predict.evaluate.ranking_floor)."""
+    t = _table("noise floor: a second measurement as the predictor",
+               ["models", "Kendall tau", "top-1 slowdown", "top-1 ≤5%"])
+    t.add_row(str(ranking["models"]), _tau(ranking["kendall_tau"]), _percent(ranking["top1_slowdown"]),
+              _percent(ranking["top1_within_5"]))
     return t
 
 

@@ -263,6 +263,9 @@ def test_eval_scores_held_out_models_and_families_beside_the_noise_floor(cli, tr
     steady = d["noise_floor"]["steady"]  # the pairs measured while the machine ran at its usual speed
     assert steady["within"] == 0.1 and steady["pairs"] <= d["noise_floor"]["pairs"]
     assert "machine steady (reference within 0.1)" in r.out
+    ranking = d["noise_floor"]["ranking"]  # the second measurement as the prediction of the first
+    assert ranking["models"] > 0 and 0 <= ranking["top1_within_5"] <= 1 and ranking["top1_slowdown"] >= 0
+    assert "noise floor: a second measurement as the predictor" in r.out
     for part, values, title in (("runtime", {"eager", "onnx", "int8-dynamic"}, "per runtime"),
                                 ("threads", {"1"}, "per thread count")):
         by_value, noise = d[f"held_out_models_by_{part}"], d["noise_floor"][f"by_{part}"]

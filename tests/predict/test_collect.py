@@ -126,6 +126,31 @@ def test_some_models_are_measured_twice_for_the_noise_floor(collection):
     assert repeated_pairs(out, models, reference_s, steady_within=offs[0] / 2 if offs[0] else -1.0) == []
 
 
+def test_a_second_measurement_ranks_the_repeated_models_as_the_noise_floor_of_the_order(collection):
+    from fastslow.predict.evaluate import noise, ranking_floor
+
+    out, _, result = collection
+    manifest, models = load_collection(out)
+    stored = list(stored_measurements(out))
+    repeats = [(p["sample"], c, m) for p, c, m in stored if p.get("repeat")]
+    repeated = {s.name for s in result.samples if s.repeat}
+    floor = ranking_floor(repeats, models, manifest["reference_s"])
+    assert floor["models"] == len(repeated) and 0 <= floor["top1_within_5"] <= 1 and floor["top1_slowdown"] >= 0
+    assert noise(out, models, manifest["reference_s"])["ranking"] == floor
+    # a second measurement that is the first again ranks them perfectly
+    first = [(p["sample"], c, m) for p, c, m in stored if labelled(p) and p["sample"] in repeated]
+    same = ranking_floor(first, models, manifest["reference_s"])
+    assert same["models"] == len(repeated) and same["top1_slowdown"] == 0 and same["top1_within_5"] == 1
+    # one whose batch-1 times run backwards picks each model's slowest batch-1 configuration
+    backwards = []
+    for name in repeated:
+        mine = sorted(((s, c, m) for s, c, m in first if s == name and c.batch == 1),
+                      key=lambda r: fastest(r[2].samples_s))
+        backwards += [(s, c, m) for (s, c, _), (_, _, m) in zip(mine, reversed(mine), strict=True)]
+    flipped = ranking_floor(backwards, models, manifest["reference_s"])
+    assert flipped["models"] == len(repeated) and flipped["top1_slowdown"] > 0.05 and flipped["top1_within_5"] < 1
+
+
 def test_groups_timed_while_the_machine_was_disturbed_are_timed_again_later(collection, tmp_path):
     import shutil
 
