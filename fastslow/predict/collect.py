@@ -143,6 +143,8 @@ class CollectResult:
     total_models: int = 0  # in the collection after this run
     saved: Saved | None = None
     collection_run: int | None = None
+    per_family: int | None = None  # what the run planned per family ...
+    budget_s: float | None = None  # ... and the time it was given (None: no limit)
 
     @property
     def measured(self) -> int:
@@ -188,12 +190,24 @@ class CollectResult:
                      f"again, {sum(s.kept for s in retaken)} of them steadily")
         if self.left:
             text += f"; {self.left} left for the next run" + (" (time budget)" if self.stopped_by_budget else "")
+        elif self.unused_s > 60:
+            text += (f"; every model planned ({self.per_family} per family) is measured, {self.unused_s / 60:.0f} min "
+                     "before the time budget ran out: plan more per family to use it")
         return text
+
+    @property
+    def unused_s(self) -> float:
+        """Seconds of the time budget left when the run ran out of models to measure (0 where it
+        had no budget, stopped for it, or was interrupted)."""
+        if self.budget_s is None or self.left or self.interrupted:
+            return 0.0
+        return max(self.budget_s - self.seconds, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "machine": self.machine, "planned": self.planned, "left": self.left,
                 "measurements": self.measured, "seconds": self.seconds, "stopped_by_budget": self.stopped_by_budget,
                 "interrupted": self.interrupted, "models_in_collection": self.total_models,
+                "per_family": self.per_family, "unused_budget_s": self.unused_s,
                 "time_spent": self.time_spent(), "samples": [asdict(s) for s in self.samples]}
 
 
@@ -494,7 +508,8 @@ def collect(
                            **settings.to_dict()}
         recorders = [RunRecorder(db, Record(COLLECT_COMMAND, str(out), record_settings, env, {}))
                      for db in (own, results) if db is not None]
-        result = CollectResult(out, here, len(plan))
+        result = CollectResult(out, here, len(plan), per_family=per_family,
+                               budget_s=None if minutes is None else minutes * 60)
         collector = _Collector(out, settings, recorders, SpeedWatch(stored_reference_times(out)))
         t0 = time.perf_counter()
         for r in recorders:

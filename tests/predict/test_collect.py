@@ -234,7 +234,11 @@ def test_a_second_run_continues_and_measures_only_what_is_new(collection, tmp_pa
     shutil.copytree(out, copy)
     again = collect(copy, SMALL, families=["mlp", "broken"], per_family=3, repeat_every=0, store=False)
     assert [s.name for s in again.new] == ["mlp-2", "broken-2"]  # the failed ones are not retried
-    assert again.total_models == 5
+    assert again.total_models == 5 and "every model planned" not in again.summary()
+    # with a time budget the plan cannot fill, the run says so, and what would use the rest
+    done = collect(copy, SMALL, families=["mlp", "broken"], per_family=3, minutes=10, repeat_every=0, store=False)
+    assert done.planned == 0 and 590 < done.to_dict()["unused_budget_s"] <= 600
+    assert "every model planned (3 per family) is measured, 10 min before the time budget ran out" in done.summary()
 
 
 def test_one_process_at_a_time_writes_into_a_collection(collection, tmp_path, monkeypatch):
