@@ -60,7 +60,7 @@ from fastslow.predict.predictor import (
     tile_graph_of,
     unseen_operators,
 )
-from fastslow.predict.reference import fastest, group_kind, relative
+from fastslow.predict.reference import STEADY_TOLERANCE, describe_kind, fastest, group_kind, reference_off, relative
 from fastslow.store.db import Record, ResultsStore, StoreError, default_db_path
 from fastslow.store.recorder import Saved, open_store
 
@@ -332,6 +332,7 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
                                for c, r in zip(done, refs, strict=True)]
             result.speed = float(np.median([fastest(r) / nominal[group_kind(c)]
                                             for c, r in zip(done, refs, strict=True)]))
+            result.warnings += _disturbed_groups(done, refs, nominal, result.speed)
         else:  # a configuration kind the collection never timed: no speed to refer it to
             result.measured = list(result.timed)
         result.warnings += failures
@@ -394,6 +395,20 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
                     _eval_summary(result))
     result.saved = store_whole(database, record)
     return result
+
+
+def _disturbed_groups(configs: list[Config], references: list[list[float]], nominal: dict[str, float],
+                      speed: float) -> list[str]:
+    """A warning for each group of configurations (`group_kind`) beside which the speed reference
+    ran further than STEADY_TOLERANCE from where it ran beside the others (`speed`): a neighbour
+    slowed that group, by another factor than the reference, so its measurements are off by
+    more than the predictor may be. Measured against the other groups, not the collection's
+    usual time, since a machine uniformly slower today is what the reference corrects for."""
+    ratios = {group_kind(c): fastest(r) / nominal[group_kind(c)] for c, r in zip(configs, references, strict=True)}
+    return [f"while {describe_kind(k)} was timed, the speed reference ran {ratio / speed:.2f}x its time beside the "
+            "other groups: a neighbour was disturbing the machine, so those measurements are less sure than "
+            "the others (run --verify again to time them again)"
+            for k, ratio in sorted(ratios.items()) if reference_off(ratio, speed) > STEADY_TOLERANCE]
 
 
 def _eval_summary(r: EvalRun) -> str:

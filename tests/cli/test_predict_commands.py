@@ -116,6 +116,22 @@ def test_verify_measures_every_configuration_and_prints_the_error(cli, trained):
     assert 0 <= d["verification"]["within_20"] <= 1
 
 
+def test_verify_warns_of_a_group_whose_speed_reference_ran_off_the_others(cli, trained, tmp_path):
+    # as if ONNX Runtime's reference had usually run 3x faster than it did beside the model now,
+    # while torch's ran as usual: a neighbour slowed that group alone
+    folder, _ = trained
+    ckpt = torch.load(folder / "predictor.pt", weights_only=True)
+    nominal = ckpt["info"]["reference_s"]
+    ckpt["info"]["reference_s"] = {**nominal, "1t-onnx": nominal["1t-onnx"] / 3}
+    torch.save(ckpt, tmp_path / "p.pt")
+    r = cli("predict", "zoo:mlp", "--input", "2x256", "--predictor", str(tmp_path / "p.pt"), "--verify",
+            "--json", "out.json")
+    assert r.code == 0, r.err
+    warned = [w for w in json.loads(open("out.json").read())["warnings"] if "speed reference ran" in w]
+    assert len(warned) == 1 and warned[0].startswith("while ONNX Runtime on 1 thread was timed"), warned
+    assert "run --verify again" in warned[0] and "warning" in r.err
+
+
 def test_a_predictor_from_another_machine_is_a_warning_naming_both(cli, trained, tmp_path):
     folder, _ = trained
     ckpt = torch.load(folder / "predictor.pt", weights_only=True)
