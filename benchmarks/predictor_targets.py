@@ -145,7 +145,7 @@ def main() -> None:
               f"{'met' if not worse else 'NOT MET (' + ', '.join(worse) + ')'}")
     line("held-out models: predicted best within 5% of measured best", seen["top1_within_5"], ">= 0.90",
          seen["top1_within_5"] >= 0.9)
-    line("  noise floor: a second measurement's best within 5% of the first's", r["top1_within_5"], "(floor)", True)
+    line("noise floor: a second measurement's best within 5%", r["top1_within_5"], "(floor)", True)
     line(f"seconds to predict {pairs} pairs", timing.median_s, "< 1", timing.median_s < 1.0)
     line("noise floor: repeated measurements within ±10%", n["within_10"], "(floor)", True)
     line("ceiling: a right-on-average predictor within ±10% (estimated)", n["ceiling_10"], "(ceiling)", True)
