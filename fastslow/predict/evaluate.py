@@ -98,7 +98,7 @@ def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[
     (`reference_s`, see fastslow.predict.reference), or as timed when `reference_s` is None.
     With `steady_within`, only the pairs whose speed reference ran within that of its usual
     time both times (`ModelData.reference_off`): the machine's noise when nothing disturbed it."""
-    return _pairs(_repeats(collection), models, reference_s, steady_within)
+    return [(c, a, b) for _, c, a, b in _pairs(_repeats(collection), models, reference_s, steady_within)]
 
 
 def _repeats(collection: Path) -> list[tuple[str, Config, Measurement]]:
@@ -115,17 +115,21 @@ def ranking_floor(repeats: list[tuple[str, Config, Measurement]], models: list[M
     each other, the second measurement picks another one than the first. It is not a ceiling: a
     predictor right on average is off one measurement by that one's noise alone, a second
     measurement by both (see `fastslow.predict.metrics`)."""
-    by_sample: dict[str, list[tuple[str, Config, Measurement]]] = {}
-    for r in repeats:
-        by_sample.setdefault(r[0], []).append(r)
+    return _ranking(_pairs(repeats, models, reference_s, None))
+
+
+def _ranking(pairs: list[tuple[str, Config, float, float]]) -> dict[str, Any]:
+    """`ranking_floor` of pairs already made (`_pairs`)."""
+    by_sample: dict[str, list[tuple[str, Config, float, float]]] = {}
+    for p in pairs:
+        by_sample.setdefault(p[0], []).append(p)
     again, first, configs = [], [], []
-    for rs in by_sample.values():
-        pairs = _pairs(rs, models, reference_s, None)
-        if len(pairs) < 2:  # nothing to rank
+    for mine in by_sample.values():
+        if len(mine) < 2:  # nothing to rank
             continue
-        configs.append([c for c, _, _ in pairs])
-        first.append(np.asarray([a for _, a, _ in pairs]))
-        again.append(np.asarray([b for _, _, b in pairs]))
+        configs.append([c for _, c, _, _ in mine])
+        first.append(np.asarray([a for *_, a, _ in mine]))
+        again.append(np.asarray([b for *_, b in mine]))
     if not first:
         return {"models": 0, **dict.fromkeys(RANKING_KEYS, math.nan)}
     scored = scores(again, first, configs)
@@ -133,8 +137,9 @@ def ranking_floor(repeats: list[tuple[str, Config, Measurement]], models: list[M
 
 
 def _pairs(repeats: list[tuple[str, Config, Measurement]], models: list[ModelData],
-           reference_s: dict[str, float] | None, steady_within: float | None) -> list[tuple[Config, float, float]]:
-    """`repeated_pairs` of repeats already read."""
+           reference_s: dict[str, float] | None, steady_within: float | None
+           ) -> list[tuple[str, Config, float, float]]:
+    """`repeated_pairs` of repeats already read, each with its sample's name first."""
     from fastslow.predict.reference import fastest, group_kind, reference_off, relative
 
     first = {(m.name, c): (float(t if reference_s else raw), float(off), float(usual))
@@ -150,7 +155,7 @@ def _pairs(repeats: list[tuple[str, Config, Measurement]], models: list[ModelDat
         if steady_within is not None and max(off, float(reference_off(fastest(reference), usual))) > steady_within:
             continue
         again = relative(m, reference) * reference_s[group_kind(c)] if reference_s else fastest(m.samples_s)
-        pairs.append((c, t, again))
+        pairs.append((sample, c, t, again))
     return pairs
 
 
@@ -178,15 +183,15 @@ def noise(collection: Path, models: list[ModelData], reference_s: dict[str, floa
     `ranking_floor`)."""
     repeats = _repeats(collection)  # read once: the database holds every measurement's samples
     pairs = _pairs(repeats, models, reference_s, None)
-    out = {**noise_floor([(a, b) for _, a, b in pairs]),
-           "raw": noise_floor([(a, b) for _, a, b in _pairs(repeats, models, None, None)])}
+    out = {**noise_floor([(a, b) for *_, a, b in pairs]),
+           "raw": noise_floor([(a, b) for *_, a, b in _pairs(repeats, models, None, None)])}
     if steady_within > 0:
         steady = _pairs(repeats, models, reference_s, steady_within)
-        out["steady"] = {**noise_floor([(a, b) for _, a, b in steady]), "within": steady_within}
-    out["ranking"] = ranking_floor(repeats, models, reference_s)
+        out["steady"] = {**noise_floor([(a, b) for *_, a, b in steady]), "within": steady_within}
+    out["ranking"] = _ranking(pairs)
     for part in PARTS:
-        values = _values((c for c, _, _ in pairs), part)
-        out[f"by_{part}"] = {v: noise_floor([(a, b) for c, a, b in pairs if _value(c, part) == v]) for v in values}
+        values = _values((c for _, c, _, _ in pairs), part)
+        out[f"by_{part}"] = {v: noise_floor([(a, b) for _, c, a, b in pairs if _value(c, part) == v]) for v in values}
     return out
 
 
