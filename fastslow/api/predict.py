@@ -180,7 +180,8 @@ def _retrain(collection: str | None) -> str:
     if now == FORMAT_VERSION:
         return f"train it again (`fastslow predictor train {collection}`)"
     if now in RECAPTURABLE:
-        return f"train it again (`{RECAPTURE_COMMAND} {collection}`, then `fastslow predictor train {collection}`)"
+        return (f"train it again (`fastslow {RECAPTURE_COMMAND} {collection}`, then "
+                f"`fastslow predictor train {collection}`)")
     where = (f"collection {collection} is of format {now}" if manifest else
              f"collection {collection} is not there" if collection else "its collection is not recorded")
     return ("collect again and train on that (`fastslow predictor collect --out DIR`, then `fastslow predictor "

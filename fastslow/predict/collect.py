@@ -51,6 +51,7 @@ from fastslow.predict.dataset import (
     MANIFEST,
     MEASUREMENTS,
     RECAPTURABLE,
+    RECAPTURE_COMMAND,
     describe_machine,
     fingerprint,
     graph_arrays,
@@ -599,7 +600,7 @@ def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | No
     run is continued by running it again."""
     from fastslow.predict.corpus import sample as corpus_sample
 
-    one_process("predictor recapture")
+    one_process(RECAPTURE_COMMAND)
     out = Path(out)
     manifest = read_manifest(out) if out.is_dir() else None
     if manifest is None:
@@ -608,7 +609,7 @@ def recapture(out: str | Path, *, on_model: Callable[[str, int, int], None] | No
     if before != FORMAT_VERSION and before not in RECAPTURABLE:
         raise UserError(f"collection {out} is of format {before}: its measurements were taken differently, so it "
                         f"cannot be brought up to format {FORMAT_VERSION} (collect again into another --out)")
-    with sole_writer(out, "predictor recapture"):
+    with sole_writer(out, RECAPTURE_COMMAND):
         t0 = time.perf_counter()
         files = sorted((out / "npz").glob("*.npz"))
         measured: dict[tuple[str, Config], Measurement] | None = None

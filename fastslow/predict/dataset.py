@@ -78,7 +78,7 @@ FORMAT_VERSION = 9
 # version takes them, and every sample is stored), so `fastslow predictor recapture` brings them
 # up to date without measuring again.
 RECAPTURABLE: tuple[int, ...] = (8,)
-RECAPTURE_COMMAND = "fastslow predictor recapture"
+RECAPTURE_COMMAND = "predictor recapture"  # the command that brings them up to date (after `fastslow`)
 MANIFEST = "collection.json"
 MEASUREMENTS = "measurements.db"
 COLLECT_COMMAND = "predictor collect"  # what a collection's measurements are recorded as
@@ -367,7 +367,7 @@ def load_collection(out: str | Path) -> tuple[dict[str, Any], list[ModelData]]:
     if manifest is None:
         raise UserError(f"collection {out}: no {MANIFEST} (not made by `fastslow predictor collect`)")
     if manifest.get("format") != FORMAT_VERSION:
-        fix = (f"bring it up to date with `{RECAPTURE_COMMAND} {out}` (a few minutes, its measurements kept)"
+        fix = (f"bring it up to date with `fastslow {RECAPTURE_COMMAND} {out}` (a few minutes, its measurements kept)"
                if manifest.get("format") in RECAPTURABLE else
                "collect again into another folder (`fastslow predictor collect --out DIR`)")
         raise UserError(f"collection {out} is of format {manifest.get('format')}, and this version of fastslow "
