@@ -331,9 +331,9 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
             refs = [timed[c].extra["reference_samples_s"] for c in done]
             result.measured = [(c, relative(timed[c], r) * nominal[group_kind(c)])
                                for c, r in zip(done, refs, strict=True)]
-            result.speed = float(np.median([fastest(r) / nominal[group_kind(c)]
-                                            for c, r in zip(done, refs, strict=True)]))
-            result.warnings += _disturbed_groups(done, refs, nominal, result.speed)
+            speeds = [fastest(r) / nominal[group_kind(c)] for c, r in zip(done, refs, strict=True)]
+            result.speed = float(np.median(speeds))
+            result.warnings += _disturbed_groups(done, speeds, result.speed)
         else:  # a configuration kind the collection never timed: no speed to refer it to
             result.measured = list(result.timed)
         result.warnings += failures
@@ -398,14 +398,14 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
     return result
 
 
-def _disturbed_groups(configs: list[Config], references: list[list[float]], nominal: dict[str, float],
-                      speed: float) -> list[str]:
+def _disturbed_groups(configs: list[Config], speeds: list[float], speed: float) -> list[str]:
     """A warning for each group of configurations (`group_kind`) beside which the speed reference
-    ran further than STEADY_TOLERANCE from where it ran beside the others (`speed`): a neighbour
+    (its time over the predictor's, `speeds`, one per configuration) ran further than
+    STEADY_TOLERANCE from where it ran beside the others (their median, `speed`): a neighbour
     slowed that group, by another factor than the reference, so its measurements are off by
     more than the predictor may be. Measured against the other groups, not the collection's
     usual time, since a machine uniformly slower today is what the reference corrects for."""
-    ratios = {group_kind(c): fastest(r) / nominal[group_kind(c)] for c, r in zip(configs, references, strict=True)}
+    ratios = {group_kind(c): s for c, s in zip(configs, speeds, strict=True)}
     return [f"while {describe_kind(k)} was timed, the speed reference ran {ratio / speed:.2f}x its time beside the "
             "other groups: a neighbour was disturbing the machine, so those measurements are less sure than "
             "the others (run --verify again to time them again)"
