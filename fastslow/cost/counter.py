@@ -99,6 +99,14 @@ def aliases(op: Any) -> bool:
     return bool(getattr(op, "is_view", False)) or getattr(op, "_opname", "") == "_unsafe_view"
 
 
+def operator_name(op: Any) -> str:
+    """An ATen operator's name as the FLOP formulas know it: an in-place one's (relu_) is its
+    functional form's (relu), which does the same work. One rule for the cost counter and the
+    latency capture."""
+    name = op.overloadpacket.__name__ if hasattr(op, "overloadpacket") else getattr(op, "__name__", str(op))
+    return name[:-1] if name.endswith("_") and not name.startswith("_") else name
+
+
 def params_of(model: nn.Module) -> int:
     """Parameters of a module (every one, trainable or not)."""
     return sum(p.numel() for p in model.parameters())
@@ -123,8 +131,7 @@ class _Counter(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        name = func.overloadpacket.__name__
-        base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
+        base = operator_name(func)
         counts = self._counts(base, func, args, kwargs, out)
         written = 0
         if not aliases(func):

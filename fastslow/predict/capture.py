@@ -7,16 +7,23 @@ predictor trained on 152 models from 45% to 48% of held-out predictions within +
 the model's totals joined to the configuration, see fastslow.predict.dataset). Last come the
 alignments of the data input's and the output's dimensions (`_alignments`).
 
-Capture is by `torch.export`, then decomposed to core ATen, except that recurrent layers
-(aten.lstm, aten.gru) stay one node each: eager PyTorch runs them as one fused kernel per
-layer, and decomposed they would be a chain of ~20 operators per time step. On 21 models (the zoo, 8
-torchvision and 5 timm families) torch.export and `torch.fx.symbolic_trace` each captured 20;
-neither takes zoo:life-min, whose Python branches on weight values. torch.export is used
-because every node comes with its output's shape and dtype (fake tensors, no real run) and the
-nodes are the ATen operators the dispatcher runs, the ones fastslow.cost's FLOP formulas count:
-a captured graph's FLOPs equal `count_cost`'s. symbolic_trace gives module calls without
-shapes. A model torch.export cannot take is a one-line error with the exporter's reason and the
-line of the model's code it stopped at.
+The graph is traced with FX's `make_fx` on fake tensors (shapes and dtypes, no data): the
+model is not run, and the nodes are the ATen operators eager PyTorch dispatches for one call,
+the ones fastslow.cost's counter counts at the same level, so a captured graph's FLOPs equal
+`count_cost`'s. Recurrent layers (nn.LSTM, nn.GRU) are traced as one node each, with
+aten.lstm's and aten.gru's arguments: eager PyTorch runs each as one fused kernel per layer, and
+traced through they would be a chain of ~20 operators per time step. Formats 4 to 9 captured
+by `torch.export` and decomposed the result to core ATen: the same operators, but with the
+activations eager runs as one kernel (hardswish, hardsigmoid) spelled out (a MobileNetV3 had 56
+clamps for its 19 hardswishes and 9 hardsigmoids), and at ten times the cost: on two models of
+each corpus family and two torchvision nets at 224x224 (`benchmarks/capture_speed.py`, one
+thread, medians of three alternating runs), this capture took 1.8 s in all and that trace alone
+18.7 s; MobileNetV3-small at 224x224, 0.20 s against 1.82 s. That was most of what `predict`
+took for a model, and what a search over thousands of candidates would wait for. Both take
+the same models: all 27 timm and 24 torchvision architectures of the corpus, and 12 of the
+zoo's 16 (not the Game-of-Life nets, whose Python branches on weight values).
+`torch.fx.symbolic_trace` gives module calls without shapes. A model the tracer cannot take is
+a one-line error with its reason and the line of the model's code it stopped at.
 
 The arrays follow the TpuGraphs tile schema, so `fastslow.tpugraphs`'s loading, batching,
 models and metrics can serve both: `node_feat` (nodes, NODE_FEATS) float32, `node_opcode`
@@ -26,8 +33,12 @@ models and metrics can serve both: `node_feat` (nodes, NODE_FEATS) float32, `nod
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
+import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastslow.cost.counter import aliases, tensor_bytes
+from fastslow.cost.counter import aliases, operator_name, tensor_bytes
 from fastslow.cost.formulas import FORMULAS, ZERO_FLOP, elementwise_counts
 from fastslow.errors import UserError
 from fastslow.quiet import quietly
@@ -52,9 +63,12 @@ OPS = (
     "mkldnn_rnn_layer", "lstm", "gru", "rnn_tanh", "upsample_nearest2d", "upsample_bilinear2d", "max_pool1d",
     "convolution_backward", "full", "arange", "zeros", "ones", "clamp", "minimum", "maximum", "erf",
     "any", "eq", "full_like", "logical_not", "as_strided",
+    # format 10: what eager dispatches where core ATen had other names (the trace is no longer
+    # decomposed, see the module's docstring)
+    "native_batch_norm", "t", "transpose", "split", "unbind", "alias",
 )
 OPCODE = {name: i for i, name in enumerate(OPS)}
-RECURRENT = ("lstm", "gru")  # kept whole by the capture (see _decompositions)
+RECURRENT = ("lstm", "gru")  # traced as one node each (see _recurrent_whole)
 NODE_FEATS = 32
 # Where a node's features hold its work, as (column, scale) of log_feature: what the roofline
 # readout reads (fastslow.tpugraphs.models). `_features` puts them there.
@@ -82,12 +96,17 @@ class OpGraph:
         return int(self.node_opcode.shape[0])
 
 
-def _reason(e: Exception) -> str:
-    """The exporter's first sentence, and the line of the model's code it stopped at."""
+def _reason(e: BaseException) -> str:
+    """The tracer's first sentence, and the line of the model's code it stopped at (the last frame
+    of the traceback outside torch and this module)."""
     text = " ".join(str(e).split())
-    where = re.search(r"Caused by: \(([^)]*)\)", text)
     first = re.split(r"(?<=[.!?]) ", text, maxsplit=1)[0][:200]
-    return f"{type(e).__name__}: {first}" + (f" (at {where.group(1)})" if where else "")
+    torch_dir, here = os.path.dirname(torch.__file__), os.path.abspath(__file__)
+    frames = [f for f in traceback.extract_tb(e.__traceback__)
+              if not f.filename.startswith(torch_dir) and os.path.abspath(f.filename) != here
+              and not f.filename.startswith("<")]
+    where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}: {frames[-1].line})" if frames else ""
+    return f"{type(e).__name__}: {first}{where}"
 
 
 def _val(a: Any) -> Any:
@@ -182,25 +201,104 @@ def _features(out: list[torch.Tensor], flops: int, read: int, written: int, weig
     ]
 
 
-def _decompositions() -> Any:
-    table = torch.export.default_decompositions()
-    for name in RECURRENT:
-        table.pop(getattr(torch.ops.aten, name).input, None)
-    return table
+# Recurrent layers are traced as one node each (see the module's docstring), through these two
+# operators: the same schemas as aten.lstm.input and aten.gru.input, so a node reads as theirs.
+@torch.library.custom_op("fastslow_capture::lstm", mutates_args=())
+def _lstm(input: torch.Tensor, hx: list[torch.Tensor], params: list[torch.Tensor], has_biases: bool,
+          num_layers: int, dropout: float, train: bool, bidirectional: bool,
+          batch_first: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    out = torch.ops.aten.lstm.input(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+                                    batch_first)
+    return out[0].clone(), out[1].clone(), out[2].clone()
+
+
+@_lstm.register_fake
+def _lstm_shapes(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):  # noqa: ANN001, ANN202
+    h, c = hx
+    return _recurrent_output(input, h, bidirectional), h.new_empty(h.shape), c.new_empty(c.shape)
+
+
+@torch.library.custom_op("fastslow_capture::gru", mutates_args=())
+def _gru(input: torch.Tensor, hx: torch.Tensor, params: list[torch.Tensor], has_biases: bool, num_layers: int,
+         dropout: float, train: bool, bidirectional: bool, batch_first: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    out = torch.ops.aten.gru.input(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+                                   batch_first)
+    return out[0].clone(), out[1].clone()
+
+
+@_gru.register_fake
+def _gru_shapes(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):  # noqa: ANN001, ANN202
+    return _recurrent_output(input, hx, bidirectional), hx.new_empty(hx.shape)
+
+
+def _recurrent_output(x: torch.Tensor, h: torch.Tensor, bidirectional: bool) -> torch.Tensor:
+    """A recurrent layer's output: its input with the last dimension each direction's hidden size
+    (its state's last, which a projection makes smaller than the cell's)."""
+    return x.new_empty((*x.shape[:-1], (2 if bidirectional else 1) * h.shape[-1]))
+
+
+@contextlib.contextmanager
+def _recurrent_whole() -> Iterator[None]:
+    """While tracing, nn.LSTM and nn.GRU (which call torch._VF.lstm and torch._VF.gru) run as the
+    single operators above; a packed sequence takes torch's own path."""
+    vf = torch._VF
+    saved = {}
+    for name, op in RECURRENT_OPS.items():
+        eager = getattr(torch._C._VariableFunctions, name)
+
+        def call(*args: Any, _op: Any = op, _eager: Any = eager, **kwargs: Any) -> Any:
+            unpacked = len(args) == 9 and not kwargs and isinstance(args[2], (list, tuple))
+            return _op(*args) if unpacked else _eager(*args, **kwargs)
+
+        saved[name] = vf.__dict__.get(name)
+        setattr(vf, name, call)
+    try:
+        yield
+    finally:
+        for name, before in saved.items():
+            if before is None:
+                delattr(vf, name)
+            else:
+                setattr(vf, name, before)
+
+
+RECURRENT_OPS = {"lstm": torch.ops.fastslow_capture.lstm, "gru": torch.ops.fastslow_capture.gru}
+
+
+def _trace(model: nn.Module, inputs: tuple[Any, ...]) -> tuple[torch.fx.Graph, set[str], set[str]]:
+    """The operators one call of `model` dispatches, as an FX graph traced on fake tensors
+    (`make_fx`): the graph, the names of the nodes that hold its weights, and its inputs'. The
+    parameters and buffers come in as inputs (through `functional_call`), so that they are fake
+    too; a tensor the model keeps otherwise (a plain attribute, a torch.tensor(...) in forward)
+    is a constant of the graph, read like a weight, with its value as the node's."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+
+    def call(weights: dict[str, torch.Tensor], *xs: Any) -> Any:
+        return torch.func.functional_call(model, weights, xs)
+
+    with torch.no_grad(), _recurrent_whole():
+        module = make_fx(call, tracing_mode="fake", _allow_non_fake_inputs=True)(state, *inputs)
+    graph = module.graph
+    placeholders = [n.name for n in graph.nodes if n.op == "placeholder"]
+    constants = set()
+    for node in graph.nodes:
+        if node.op == "get_attr":
+            node.meta.setdefault("val", getattr(module, str(node.target)))
+            constants.add(node.name)
+    return graph, set(placeholders[:len(state)]) | constants, set(placeholders[len(state):])
 
 
 def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -> OpGraph:
-    """The operator graph of one forward pass of `model` on `inputs` (eval mode, no gradients)."""
-    try:  # the exporter prints the graph it got so far when it fails, and logs the traceback of the
-        # operator it stopped at through handlers made before any redirect: keep both off the screen
+    """The operator graph of one forward pass of `model` on `inputs` (eval mode, no gradients),
+    traced on fake tensors: the model is not run."""
+    try:  # torch's fake-tensor logger prints the traceback of an operator that fails through a
+        # handler made before any redirect: keep it, and anything the model prints, off the screen
         with quietly(stderr=True, logs=True):
-            program = torch.export.export(model.eval(), tuple(inputs)).run_decompositions(_decompositions())
-    except Exception as e:  # the exporter's reason names the operator or construct it stopped at
+            graph, weights, user_inputs = _trace(model.eval(), tuple(inputs))
+    except Exception as e:  # the tracer's reason, and the line of the model's code it stopped at
         raise UserError(f"model '{name}' cannot be captured as an operator graph: {_reason(e)}") from None
-    graph = program.graph
-    sig = program.graph_signature
-    weights = set(sig.inputs_to_parameters) | set(sig.inputs_to_buffers)
-    user_inputs = set(sig.user_inputs)
     index: dict[torch.fx.Node, int] = {}
     alias: dict[torch.fx.Node, torch.fx.Node] = {}  # getitem of a tuple -> the operator that made it
     kept: list[torch.fx.Node] = []
@@ -212,6 +310,8 @@ def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -
             if node.target.__name__ == "getitem" and isinstance(node.args[0], torch.fx.Node):
                 alias[node] = alias.get(node.args[0], node.args[0])
                 continue
+            if not node.users and not node.all_input_nodes:
+                continue  # an allocation nothing reads (batch norm's empty workspace in eval mode)
             index[node] = len(kept)
             kept.append(node)
     fan_out = {n: 0 for n in kept}
@@ -232,7 +332,7 @@ def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -
         if node.op == "placeholder":
             op, flops, read, weight, args = "input", 0, 0, 0, ()
         else:
-            op = node.target._opname if hasattr(node.target, "_opname") else str(node.target)
+            op = operator_name(node.target)
             args = torch.fx.node.map_aggregate(node.args, _val)
             kwargs = torch.fx.node.map_aggregate(node.kwargs, _val)
             value = node.meta.get("val")

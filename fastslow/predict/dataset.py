@@ -72,12 +72,15 @@ if KIND not in SCHEMAS:
 # (see fastslow.predict.reference). Every sample changed, so no earlier format can be recaptured.
 # 9: operators carry how their data input's and output's dimensions divide by powers of two
 # (NODE_FEATS 24 -> 32, see fastslow.predict.capture._alignments).
-FORMAT_VERSION = 9
+# 10: graphs are traced by make_fx on fake tensors, the operators eager dispatches, instead of
+# torch.export decomposed to core ATen (fastslow.predict.capture): in-place activations are one
+# node each, batch norm is native_batch_norm, a transposed weight is t.
+FORMAT_VERSION = 10
 # Collections of these formats differ from this version's only in what the capture puts in the
 # graphs and what is taken of each measurement's samples (their measurements were taken as this
 # version takes them, and every sample is stored), so `fastslow predictor recapture` brings them
 # up to date without measuring again.
-RECAPTURABLE: tuple[int, ...] = (8,)
+RECAPTURABLE: tuple[int, ...] = (8, 9)
 RECAPTURE_COMMAND = "predictor recapture"  # the command that brings them up to date (after `fastslow`)
 MANIFEST = "collection.json"
 MEASUREMENTS = "measurements.db"

@@ -38,6 +38,53 @@ def test_a_zoo_model_becomes_a_graph_with_the_counters_flops(name, x):
     assert 0 in reached
 
 
+def test_the_model_is_traced_not_run():
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            seen.append(type(x).__name__)
+            return self.lin(x)
+
+    g = capture(Probe().eval(), (torch.randn(2, 4),))
+    assert seen == ["FakeTensor"]  # one call, on a tensor with a shape and no data
+    assert g.names == ["input", "t", "addmm"]
+
+
+def test_a_tensor_kept_outside_the_parameters_is_read_like_a_weight():
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.scale = torch.full((4,), 2.0)  # a plain attribute: neither parameter nor buffer
+
+        def forward(self, x):
+            return self.lin(x) * self.scale
+
+    model, x = Scaled().eval(), torch.randn(2, 4)
+    g = capture(model, (x,))
+    assert g.names == ["input", "t", "addmm", "mul"] and g.flops == count_cost(model, (x,)).flops
+    assert g.node_weight_bytes[g.names.index("mul")] == 4 * 4  # the attribute's four floats
+
+
+def test_in_place_activations_are_one_operator_each_as_eager_runs_them():
+    # MobileNetV3's hardswish and hardsigmoid run as one kernel each; decomposed to core ATen (the
+    # capture before format 10) each was clamps, an add, a mul and a div
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Hardswish(inplace=True), nn.Conv2d(8, 8, 1),
+                        nn.Hardsigmoid(inplace=True), nn.ReLU(inplace=True)).eval()
+    x = torch.randn(1, 3, 10, 10)
+    g = capture(net, (x,))
+    assert g.names == ["input", "convolution", "native_batch_norm", "hardswish", "convolution", "hardsigmoid",
+                       "relu"]
+    assert g.unknown == [] and g.flops == count_cost(net, (x,)).flops
+    relu = g.names.index("relu")  # in place: it reads and writes its input's 8 x 8 x 8 floats
+    assert g.node_bytes[relu] == 2 * 8 * 8 * 8 * 4
+
+
 def test_the_graph_follows_the_data():
     class Branches(nn.Module):
         def __init__(self) -> None:

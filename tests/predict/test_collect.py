@@ -370,8 +370,9 @@ def _as_format(folder, fmt: int, mangle: bool = False) -> None:
 
 @pytest.fixture
 def recapturable():
-    """The format before this one, which `recapture` brings up to date: format 9 added node
-    features (the alignments) to format 8's, whose measurements were taken as now."""
+    """The format before this one, which `recapture` brings up to date: format 10 traces the
+    graphs another way (make_fx, not torch.export) from format 9's, whose measurements were
+    taken as now."""
     from fastslow.predict.dataset import RECAPTURABLE
 
     assert FORMAT_VERSION - 1 in RECAPTURABLE
