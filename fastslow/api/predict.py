@@ -25,6 +25,8 @@ from fastslow.api.measure import Store, store_whole
 from fastslow.env import environment, others_cpu_percent
 from fastslow.errors import UserError, param_error
 from fastslow.measure.bench import ModelSource
+from fastslow.measure.stats import Measurement
+from fastslow.measure.timer import TimerConfig
 from fastslow.predict.baselines import costs_of
 from fastslow.predict.capture import capture
 from fastslow.predict.collect import RETAKES, CollectResult, CollectSettings, RecaptureResult, time_configs
@@ -218,6 +220,7 @@ class PredictResult:
     measured: list[tuple[Config, float]] | None = None  # --verify: at the predictor's speed (see below)
     timed: list[tuple[Config, float]] | None = None  # --verify: as timed
     speed: float | None = None  # --verify: the speed reference's time now over the predictor's (2: twice as slow)
+    retaken: list[str] = field(default_factory=list)  # --verify: group kinds timed again, whose second take was kept
     warnings: list[str] = field(default_factory=list)
     capture_s: float = 0.0
     predict_s: float = 0.0  # the prediction itself, once the graph is captured
@@ -248,7 +251,7 @@ class PredictResult:
                 "measured": None if self.measured is None else [
                     {"config": c.to_dict(), "latency_s": t, "timed_s": raw}
                     for (c, t), (_, raw) in zip(self.measured, self.timed or [], strict=True)],
-                "speed": self.speed,
+                "speed": self.speed, "retaken": self.retaken,
                 "verification": self.verification(), "held_out": self.held_out, "warnings": self.warnings,
                 "capture_s": self.capture_s, "predict_s": self.predict_s}
 
@@ -316,24 +319,29 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
         others_cpu_percent(refresh=True)
         runners = Runners(model, item_shape)
         failures: list[str] = []
-        try:
-            timed = time_configs(runners, configs, settings.timer(),
-                                 on_failure=lambda stage, e, c: failures.append(
-                                     f"{c.describe() if c else 'a group'}: {stage} failed ({e})"))
-        finally:
-            runners.close()
+
+        def failed(stage: str, e: BaseException, c: Config | None) -> None:
+            failures.append(f"{c.describe() if c else 'a group'}: {stage} failed ({e})")
+
         # Each measurement comes with the speed reference timed beside it: taken at the predictor's
         # speed, it is comparable with what the predictor learned (fastslow.predict.reference).
         nominal = p.info.get("reference_s") or {}
-        done = [c for c in configs if c in timed]
+        try:
+            timed = time_configs(runners, configs, settings.timer(), on_failure=failed)
+            done = [c for c in configs if c in timed]
+            referred = all(group_kind(c) in nominal for c in done)
+            twice: list[str] = []
+            if referred:
+                twice, result.retaken = _retake_disturbed(runners, done, timed, nominal, settings.timer(), failed)
+        finally:
+            runners.close()
         result.timed = [(c, fastest(timed[c].samples_s)) for c in done]  # as a collection takes it
-        if all(group_kind(c) in nominal for c in done):
-            refs = [timed[c].extra["reference_samples_s"] for c in done]
-            result.measured = [(c, relative(timed[c], r) * nominal[group_kind(c)])
-                               for c, r in zip(done, refs, strict=True)]
-            speeds = [fastest(r) / nominal[group_kind(c)] for c, r in zip(done, refs, strict=True)]
+        if referred:
+            result.measured = [(c, relative(timed[c], timed[c].extra["reference_samples_s"]) * nominal[group_kind(c)])
+                               for c in done]
+            speeds = _speeds(done, timed, nominal)
             result.speed = float(np.median(speeds))
-            result.warnings += _disturbed_groups(done, speeds, result.speed)
+            result.warnings += _disturbed_groups(done, speeds, twice)
         else:  # a configuration kind the collection never timed: no speed to refer it to
             result.measured = list(result.timed)
         result.warnings += failures
@@ -398,18 +406,55 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
     return result
 
 
-def _disturbed_groups(configs: list[Config], speeds: list[float], speed: float) -> list[str]:
+def _speeds(configs: list[Config], timed: dict[Config, Measurement], nominal: dict[str, float]) -> list[float]:
+    """How slow the machine ran beside each configuration: the speed reference's time beside it
+    over its time in the predictor's collection (2: twice as slow)."""
+    return [fastest(timed[c].extra["reference_samples_s"]) / nominal[group_kind(c)] for c in configs]
+
+
+def _off(configs: list[Config], speeds: list[float]) -> dict[str, float]:
+    """{group kind: how far the reference ran beside it from its median beside all (|log|)} for
+    the groups further off than STEADY_TOLERANCE: where a neighbour slowed that group by another
+    factor than the reference. Measured against the other groups, not the collection's usual
+    time, since a machine uniformly slower today is what the reference corrects for."""
+    speed = float(np.median(speeds))
+    by_kind = {group_kind(c): s for c, s in zip(configs, speeds, strict=True)}
+    return {k: float(reference_off(s, speed)) for k, s in by_kind.items() if reference_off(s, speed) > STEADY_TOLERANCE}
+
+
+def _retake_disturbed(runners: Runners, configs: list[Config], timed: dict[Config, Measurement],
+                      nominal: dict[str, float], timer: TimerConfig,
+                      failed: Callable[[str, BaseException, Config | None], None]) -> tuple[list[str], list[str]]:
+    """Time each disturbed group (`_off`) once more, at once, and keep whichever take's reference
+    ran nearer the other groups' (the measurements that disagree least with the machine's speed
+    now). `timed` is updated in place; returns the kinds timed again, and those whose second take
+    was kept."""
+    disturbed = _off(configs, _speeds(configs, timed, nominal))
+    if not disturbed:
+        return [], []
+    again = time_configs(runners, [c for c in configs if group_kind(c) in disturbed], timer, on_failure=failed)
+    speed = float(np.median(_speeds(configs, timed, nominal)))
+    kept = []
+    for kind, before in sorted(disturbed.items()):
+        group = [c for c in configs if group_kind(c) == kind]
+        if all(c in again for c in group) and reference_off(_speeds(group[:1], again, nominal)[0], speed) < before:
+            timed.update({c: again[c] for c in group})
+            kept.append(kind)
+    return sorted(disturbed), kept
+
+
+def _disturbed_groups(configs: list[Config], speeds: list[float], twice: list[str]) -> list[str]:
     """A warning for each group of configurations (`group_kind`) beside which the speed reference
-    (its time over the predictor's, `speeds`, one per configuration) ran further than
-    STEADY_TOLERANCE from where it ran beside the others (their median, `speed`): a neighbour
-    slowed that group, by another factor than the reference, so its measurements are off by
-    more than the predictor may be. Measured against the other groups, not the collection's
-    usual time, since a machine uniformly slower today is what the reference corrects for."""
+    (its time over the predictor's, `speeds`, one per configuration) still ran further than
+    STEADY_TOLERANCE from where it ran beside the others (`_off`): a neighbour slowed that group,
+    so its measurements are off by more than the predictor may be. `twice`: the kinds timed
+    again (`_retake_disturbed`)."""
+    speed = float(np.median(speeds))
     ratios = {group_kind(c): s for c, s in zip(configs, speeds, strict=True)}
-    return [f"while {describe_kind(k)} was timed, the speed reference ran {ratio / speed:.2f}x its time beside the "
-            "other groups: a neighbour was disturbing the machine, so those measurements are less sure than "
-            "the others (run --verify again to time them again)"
-            for k, ratio in sorted(ratios.items()) if reference_off(ratio, speed) > STEADY_TOLERANCE]
+    return [f"while {describe_kind(k)} was timed{' (twice)' if k in twice else ''}, the speed reference ran "
+            f"{ratios[k] / speed:.2f}x its time beside the other groups: a neighbour was disturbing the machine, so "
+            "those measurements are less sure than the others (run --verify again when the machine is quieter)"
+            for k in sorted(_off(configs, speeds))]
 
 
 def _eval_summary(r: EvalRun) -> str:

@@ -314,6 +314,11 @@ def predict(
     if result.speed is not None:
         output.console.print(f"the machine ran at {1 / result.speed:.2f}x the speed the predictor was measured at "
                              "(its speed reference, timed beside the model); 'measured' is the time at that speed")
+    if result.retaken:
+        from fastslow.predict.reference import describe_kind
+
+        output.console.print(f"timed again: {', '.join(map(describe_kind, result.retaken))} (a neighbour disturbed "
+                             "the first timing, the second ran nearer the machine's speed now and is shown)")
     if s is not None:
         slowdown = s["top1_slowdown"]
         verdict = ("is the measured best" if slowdown < 5e-4 else

@@ -50,3 +50,36 @@ def test_architecture_family():
     assert fs.architecture_family(nn.Sequential(nn.Conv2d(8, 8, 3, groups=8))) == "efficient"
     assert fs.architecture_family(nn.TransformerEncoderLayer(16, 2)) == "transformer"
     assert fs.architecture_family(nn.Sequential(nn.Conv2d(3, 8, 3))) == "convolutional"
+
+
+def test_verify_times_a_disturbed_group_again_and_keeps_the_take_nearer_the_others():
+    import dataclasses
+
+    import torch
+
+    from fastslow.api.predict import _retake_disturbed
+    from fastslow.predict.collect import time_configs
+    from fastslow.predict.configs import Config, Runners
+    from fastslow.predict.reference import fastest, group_kind
+    from fastslow.zoo import create_model
+    from tests.conftest import SMALL
+
+    torch.set_num_threads(1)
+    configs = [Config(2, 1, False, "eager"), Config(2, 1, False, "int8-dynamic"), Config(2, 1, False, "onnx")]
+    runners = Runners(create_model("mlp").eval(), (256,))
+    try:
+        timed = time_configs(runners, configs, SMALL.timer())
+        # the collection's usual reference times: those of this take, so every group ran at its speed
+        usual = {group_kind(c): fastest(timed[c].extra["reference_samples_s"]) for c in configs}
+        assert _retake_disturbed(runners, configs, timed, usual, SMALL.timer(), print) == ([], [])
+        # as if a neighbour had slowed the ONNX Runtime group: its reference ran 3x slower than beside torch
+        torch_take, first = timed[configs[0]], timed[configs[2]]
+        timed[configs[2]] = dataclasses.replace(first, extra={
+            **first.extra, "reference_samples_s": [3 * s for s in first.extra["reference_samples_s"]]})
+        twice, kept = _retake_disturbed(runners, configs, timed, usual, SMALL.timer(), print)
+    finally:
+        runners.close()
+    assert twice == kept == ["1t-onnx"]  # timed again, and the second take, near the others, is kept
+    assert timed[configs[2]] is not first  # a new measurement, beside a reference at about its usual time
+    assert fastest(timed[configs[2]].extra["reference_samples_s"]) < 2 * fastest(first.extra["reference_samples_s"])
+    assert timed[configs[0]] is torch_take  # the undisturbed groups keep their measurements

@@ -128,7 +128,8 @@ def test_verify_warns_of_a_group_whose_speed_reference_ran_off_the_others(cli, t
             "--json", "out.json")
     assert r.code == 0, r.err
     warned = [w for w in json.loads(open("out.json").read())["warnings"] if "speed reference ran" in w]
-    assert len(warned) == 1 and warned[0].startswith("while ONNX Runtime on 1 thread was timed"), warned
+    # timed twice (the second take is as far off: the predictor's usual time is what is off)
+    assert len(warned) == 1 and warned[0].startswith("while ONNX Runtime on 1 thread was timed (twice)"), warned
     assert "run --verify again" in warned[0] and "warning" in r.err
 
 
