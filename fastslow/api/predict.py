@@ -413,13 +413,13 @@ def _speeds(configs: list[Config], timed: dict[Config, Measurement], nominal: di
 
 
 def _off(configs: list[Config], speeds: list[float]) -> dict[str, float]:
-    """{group kind: how far the reference ran beside it from its median beside all (|log|)} for
-    the groups further off than STEADY_TOLERANCE: where a neighbour slowed that group by another
-    factor than the reference. Measured against the other groups, not the collection's usual
-    time, since a machine uniformly slower today is what the reference corrects for."""
+    """{group kind: the reference's time beside it over its median beside all} for the groups
+    further off than STEADY_TOLERANCE: where a neighbour slowed that group by another factor than
+    the reference. Measured against the other groups, not the collection's usual time, since a
+    machine uniformly slower today is what the reference corrects for."""
     speed = float(np.median(speeds))
-    by_kind = {group_kind(c): s for c, s in zip(configs, speeds, strict=True)}
-    return {k: float(reference_off(s, speed)) for k, s in by_kind.items() if reference_off(s, speed) > STEADY_TOLERANCE}
+    ratios = {group_kind(c): s / speed for c, s in zip(configs, speeds, strict=True)}
+    return {k: r for k, r in ratios.items() if reference_off(r, 1.0) > STEADY_TOLERANCE}
 
 
 def _retake_disturbed(runners: Runners, configs: list[Config], timed: dict[Config, Measurement],
@@ -429,15 +429,17 @@ def _retake_disturbed(runners: Runners, configs: list[Config], timed: dict[Confi
     ran nearer the other groups' (the measurements that disagree least with the machine's speed
     now). `timed` is updated in place; returns the kinds timed again, and those whose second take
     was kept."""
-    disturbed = _off(configs, _speeds(configs, timed, nominal))
+    speeds = _speeds(configs, timed, nominal)
+    disturbed = _off(configs, speeds)
     if not disturbed:
         return [], []
     again = time_configs(runners, [c for c in configs if group_kind(c) in disturbed], timer, on_failure=failed)
-    speed = float(np.median(_speeds(configs, timed, nominal)))
+    speed = float(np.median(speeds))
     kept = []
     for kind, before in sorted(disturbed.items()):
         group = [c for c in configs if group_kind(c) == kind]
-        if all(c in again for c in group) and reference_off(_speeds(group[:1], again, nominal)[0], speed) < before:
+        if all(c in again for c in group) and (reference_off(_speeds(group[:1], again, nominal)[0], speed)
+                                               < reference_off(before, 1.0)):
             timed.update({c: again[c] for c in group})
             kept.append(kind)
     return sorted(disturbed), kept
@@ -449,12 +451,10 @@ def _disturbed_groups(configs: list[Config], speeds: list[float], twice: list[st
     STEADY_TOLERANCE from where it ran beside the others (`_off`): a neighbour slowed that group,
     so its measurements are off by more than the predictor may be. `twice`: the kinds timed
     again (`_retake_disturbed`)."""
-    speed = float(np.median(speeds))
-    ratios = {group_kind(c): s for c, s in zip(configs, speeds, strict=True)}
     return [f"while {describe_kind(k)} was timed{' (twice)' if k in twice else ''}, the speed reference ran "
-            f"{ratios[k] / speed:.2f}x its time beside the other groups: a neighbour was disturbing the machine, so "
+            f"{ratio:.2f}x its time beside the other groups: a neighbour was disturbing the machine, so "
             "those measurements are less sure than the others (run --verify again when the machine is quieter)"
-            for k in sorted(_off(configs, speeds))]
+            for k, ratio in sorted(_off(configs, speeds).items())]
 
 
 def _eval_summary(r: EvalRun) -> str:

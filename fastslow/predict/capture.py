@@ -237,6 +237,9 @@ def _recurrent_output(x: torch.Tensor, h: torch.Tensor, bidirectional: bool) -> 
     return x.new_empty((*x.shape[:-1], (2 if bidirectional else 1) * h.shape[-1]))
 
 
+RECURRENT_OPS = {name: getattr(torch.ops.fastslow_capture, name) for name in RECURRENT}
+
+
 @contextlib.contextmanager
 def _recurrent_whole() -> Iterator[None]:
     """While tracing, nn.LSTM and nn.GRU (which call torch._VF.lstm and torch._VF.gru) run as the
@@ -260,9 +263,6 @@ def _recurrent_whole() -> Iterator[None]:
                 delattr(vf, name)
             else:
                 setattr(vf, name, before)
-
-
-RECURRENT_OPS = {"lstm": torch.ops.fastslow_capture.lstm, "gru": torch.ops.fastslow_capture.gru}
 
 
 def _trace(model: nn.Module, inputs: tuple[Any, ...]) -> tuple[torch.fx.Graph, set[str], set[str]]:
