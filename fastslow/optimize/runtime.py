@@ -4,6 +4,7 @@ Runtime. Each returns a predict function and what it cost to build."""
 from __future__ import annotations
 
 import copy
+import functools
 import tempfile
 import time
 from collections.abc import Callable
@@ -63,14 +64,45 @@ def onnx_export(model: nn.Module, example: torch.Tensor, out_dir: Path | None = 
     fp32 = out_dir / "fp32" / "model.onnx" if int8 else path
     fp32.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    batch = torch.export.Dim("batch", min=1)
     # The exporter prints its progress and warns about pytree internals: keep that off the user's screen.
     with quietly():
-        torch.onnx.export(copy.deepcopy(model).eval(), (example,), str(fp32), dynamo=True, verbose=False,
-                          dynamic_shapes=({0: batch},), report=False, external_data=False)
+        _export(copy.deepcopy(model).eval(), example, fp32)
     if int8:
         _ort_quantize(fp32, path, int8, calibration if calibration is not None else example)
     return path, time.perf_counter() - t0
+
+
+@functools.cache
+def _torchlib_registry(opset: int) -> Any:
+    from torch.onnx._internal.exporter import _registration
+
+    return _registration.ONNXRegistry.from_torchlib(opset_version=opset)
+
+
+def _export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """What `torch.onnx.export(dynamo=True, dynamic batch, one file)` does, with its table of
+    ATen-to-ONNX translations built once per process instead of at every call. Building it
+    parses the source of about 500 onnxscript functions: about 0.9 s of each export on a 2-core
+    AMD EPYC, most of a small model's (`benchmarks/onnx_export_speed.py` times both ways). The
+    table is only read while exporting. It is torch.onnx's internal API, so where this version
+    of torch lacks it, the public call is made instead."""
+    shapes = ({0: torch.export.Dim("batch", min=1)},)
+    try:
+        from torch.onnx import _constants as onnx_constants
+        from torch.onnx._internal.exporter import _constants, _core, _dynamic_shapes
+
+        opset = onnx_constants.ONNX_DEFAULT_OPSET
+        registry = _torchlib_registry(max(opset, _constants.TORCHLIB_OPSET))
+        export_shapes, rename = _dynamic_shapes.convert_str_to_export_dim(shapes)
+    except (ImportError, AttributeError):
+        torch.onnx.export(model, (example,), str(path), dynamo=True, verbose=False, dynamic_shapes=shapes,
+                          report=False, external_data=False)
+        return
+    program = _core.export(model, (example,), None, registry=registry, dynamic_shapes=export_shapes, verbose=False,
+                           report=False, opset_version=opset)
+    if rename:
+        program._rename_dynamic_axes(shapes)  # the batch axis named "batch", as the public call names it
+    program.save(str(path), include_initializers=True, keep_initializers_as_inputs=False, external_data=False)
 
 
 def _onnxruntime() -> Any:
