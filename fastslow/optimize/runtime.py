@@ -94,13 +94,14 @@ def _export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
         opset = onnx_constants.ONNX_DEFAULT_OPSET
         registry = _torchlib_registry(max(opset, _constants.TORCHLIB_OPSET))
         export_shapes, rename = _dynamic_shapes.convert_str_to_export_dim(shapes)
+        internal = _core.export
     except (ImportError, AttributeError):
         torch.onnx.export(model, (example,), str(path), dynamo=True, verbose=False, dynamic_shapes=shapes,
                           report=False, external_data=False)
         return
-    program = _core.export(model, (example,), None, registry=registry, dynamic_shapes=export_shapes, verbose=False,
-                           report=False, opset_version=opset)
-    if rename:
+    program = internal(model, (example,), None, registry=registry, dynamic_shapes=export_shapes, verbose=False,
+                       report=False, opset_version=opset)
+    if rename and hasattr(program, "_rename_dynamic_axes"):
         program._rename_dynamic_axes(shapes)  # the batch axis named "batch", as the public call names it
     program.save(str(path), include_initializers=True, keep_initializers_as_inputs=False, external_data=False)
 
