@@ -15,11 +15,9 @@ they import) and torchvision's MobileNetV3-small and ResNet-18 at 224x224 where 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
+from _side_by_side import median_seconds
 
 from fastslow.predict.capture import capture
 from fastslow.predict.corpus import available_families, sample
@@ -59,12 +57,6 @@ def models(per_family: int) -> list[tuple[str, torch.nn.Module, torch.Tensor]]:
     return out
 
 
-def seconds(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-family", type=int, default=2, help="models of each corpus family")
@@ -75,13 +67,8 @@ def main() -> None:
     now_total = before_total = 0.0
     print(f"{'model':32s} {'capture':>9s} {'before':>9s} {'ratio':>7s}")
     for name, model, x in cases:
-        now, before = [], []
-        for r in range(args.rounds):  # alternate which goes first
-            pair = [(now, lambda m=model, x=x, n=name: capture(m, (x,), name=n)),
-                    (before, lambda m=model, x=x: exported(m, x))]
-            for times, fn in pair if r % 2 == 0 else pair[::-1]:
-                times.append(seconds(fn))
-        a, b = statistics.median(now), statistics.median(before)
+        a, b = median_seconds([lambda m=model, x=x, n=name: capture(m, (x,), name=n),
+                               lambda m=model, x=x: exported(m, x)], args.rounds)
         now_total, before_total = now_total + a, before_total + b
         print(f"{name:32s} {a:8.3f}s {b:8.3f}s {b / a:6.1f}x", flush=True)
     print(f"\n{len(cases)} models, one thread, torch {torch.__version__}: capture {now_total:.1f} s, "

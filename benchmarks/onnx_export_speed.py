@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _side_by_side import median_seconds
 
 from fastslow.optimize.runtime import onnx_export
 from fastslow.predict.corpus import available_families, sample
@@ -35,12 +33,6 @@ def public(model: torch.nn.Module, x: torch.Tensor, out: Path) -> None:
     with quietly():
         torch.onnx.export(copy.deepcopy(model).eval(), (x,), str(out / "model.onnx"), dynamo=True, verbose=False,
                           dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), report=False, external_data=False)
-
-
-def seconds(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -64,13 +56,8 @@ def main() -> None:
     cached_total = public_total = 0.0
     print(f"{'model':24s} {'table kept':>11s} {'public':>9s} {'ratio':>7s}")
     for name, model, x in cases:
-        cached, each = [], []
-        for r in range(args.rounds):  # alternate which goes first
-            pair = [(cached, lambda m=model, x=x: onnx_export(m, x, tmp / "cached")),
-                    (each, lambda m=model, x=x: public(m, x, tmp))]
-            for times, fn in pair if r % 2 == 0 else pair[::-1]:
-                times.append(seconds(fn))
-        a, b = statistics.median(cached), statistics.median(each)
+        a, b = median_seconds([lambda m=model, x=x: onnx_export(m, x, tmp / "cached"),
+                               lambda m=model, x=x: public(m, x, tmp)], args.rounds)
         cached_total, public_total = cached_total + a, public_total + b
         print(f"{name:24s} {a:10.2f}s {b:8.2f}s {b / a:6.2f}x", flush=True)
     print(f"\n{len(cases)} models, one thread, torch {torch.__version__}: table kept {cached_total:.1f} s, "
