@@ -3,7 +3,8 @@ per process (`fastslow.optimize.runtime.onnx_export`) against the public `torch.
 which builds it at every call?
 
 `fastslow predictor collect` exports every model it measures under ONNX Runtime; in a 30-minute
-collection the exports took a third of the time. This times both ways on the same models,
+collection the exports took a third of the time with the public call, a quarter with the table
+kept. This times both ways on the same models,
 alternating which goes first, and prints each model's ratio and the ratio of the totals. The
 first export of a process builds the table either way, so one export runs before the timings.
 
