@@ -19,3 +19,16 @@ def median_seconds(fns: Sequence[Callable[[], object]], rounds: int) -> list[flo
             fns[i]()
             times[i].append(time.perf_counter() - t0)
     return [statistics.median(t) for t in times]
+
+
+def compare(cases: Sequence[tuple[str, Callable[[], object], Callable[[], object]]], names: tuple[str, str],
+            rounds: int, *, width: int = 24, digits: int = 2) -> tuple[float, float]:
+    """Time each case's two ways side by side (`median_seconds`), print one line per case (each
+    way's median and how many times longer the second took), and return the two totals."""
+    first_total = second_total = 0.0
+    print(f"{'model':{width}s} {names[0]:>11s} {names[1]:>11s} {'ratio':>7s}")
+    for name, first, second in cases:
+        a, b = median_seconds([first, second], rounds)
+        first_total, second_total = first_total + a, second_total + b
+        print(f"{name:{width}s} {a:10.{digits}f}s {b:10.{digits}f}s {b / a:6.2f}x", flush=True)
+    return first_total, second_total

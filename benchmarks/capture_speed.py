@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _side_by_side import median_seconds
+from _side_by_side import compare
 
 from fastslow.predict.capture import capture
 from fastslow.predict.corpus import available_families, sample
@@ -64,13 +64,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     cases = models(args.per_family)
-    now_total = before_total = 0.0
-    print(f"{'model':32s} {'capture':>9s} {'before':>9s} {'ratio':>7s}")
-    for name, model, x in cases:
-        a, b = median_seconds([lambda m=model, x=x, n=name: capture(m, (x,), name=n),
-                               lambda m=model, x=x: exported(m, x)], args.rounds)
-        now_total, before_total = now_total + a, before_total + b
-        print(f"{name:32s} {a:8.3f}s {b:8.3f}s {b / a:6.1f}x", flush=True)
+    now_total, before_total = compare(
+        [(name, lambda m=model, x=x, n=name: capture(m, (x,), name=n), lambda m=model, x=x: exported(m, x))
+         for name, model, x in cases], ("capture", "before"), args.rounds, width=32, digits=3)
     print(f"\n{len(cases)} models, one thread, torch {torch.__version__}: capture {now_total:.1f} s, "
           f"before {before_total:.1f} s, {before_total / now_total:.1f}x faster")
 

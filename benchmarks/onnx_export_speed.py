@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from _side_by_side import median_seconds
+from _side_by_side import compare
 
 from fastslow.optimize.runtime import onnx_export
 from fastslow.predict.corpus import available_families, sample
@@ -54,13 +54,9 @@ def main() -> None:
                 print(f"skipped {s.name}: {str(e).splitlines()[0][:100]}")
                 continue
             cases.append((s.name, model, x))
-    cached_total = public_total = 0.0
-    print(f"{'model':24s} {'table kept':>11s} {'public':>9s} {'ratio':>7s}")
-    for name, model, x in cases:
-        a, b = median_seconds([lambda m=model, x=x: onnx_export(m, x, tmp / "cached"),
-                               lambda m=model, x=x: public(m, x, tmp)], args.rounds)
-        cached_total, public_total = cached_total + a, public_total + b
-        print(f"{name:24s} {a:10.2f}s {b:8.2f}s {b / a:6.2f}x", flush=True)
+    cached_total, public_total = compare(
+        [(name, lambda m=model, x=x: onnx_export(m, x, tmp / "cached"), lambda m=model, x=x: public(m, x, tmp))
+         for name, model, x in cases], ("table kept", "public"), args.rounds)
     print(f"\n{len(cases)} models, one thread, torch {torch.__version__}: table kept {cached_total:.1f} s, "
           f"public call {public_total:.1f} s, {public_total / cached_total:.2f}x faster")
 
