@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from _side_by_side import compare
 
-from fastslow.optimize.runtime import onnx_export
+from fastslow.optimize.runtime import onnx_export, public_export
 from fastslow.predict.corpus import available_families, sample
 from fastslow.quiet import quietly
 
@@ -32,8 +32,7 @@ from fastslow.quiet import quietly
 def public(model: torch.nn.Module, x: torch.Tensor, out: Path) -> None:
     """The public call, as `onnx_export` made it before."""
     with quietly():
-        torch.onnx.export(copy.deepcopy(model).eval(), (x,), str(out / "model.onnx"), dynamo=True, verbose=False,
-                          dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), report=False, external_data=False)
+        public_export(copy.deepcopy(model).eval(), x, out / "model.onnx")
 
 
 def main() -> None:

@@ -79,6 +79,12 @@ def _torchlib_registry(opset: int) -> Any:
     return _registration.ONNXRegistry.from_torchlib(opset_version=opset)
 
 
+def public_export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """The public `torch.onnx.export` call that `_export` matches: dynamo, a dynamic batch, one file."""
+    torch.onnx.export(model, (example,), str(path), dynamo=True, verbose=False,
+                      dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), report=False, external_data=False)
+
+
 def _export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     """What `torch.onnx.export(dynamo=True, dynamic batch, one file)` does, with its table of
     ATen-to-ONNX translations built once per process instead of at every call. Building it
@@ -96,8 +102,7 @@ def _export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
         export_shapes, rename = _dynamic_shapes.convert_str_to_export_dim(shapes)
         internal = _core.export
     except (ImportError, AttributeError):
-        torch.onnx.export(model, (example,), str(path), dynamo=True, verbose=False, dynamic_shapes=shapes,
-                          report=False, external_data=False)
+        public_export(model, example, path)
         return
     program = internal(model, (example,), None, registry=registry, dynamic_shapes=export_shapes, verbose=False,
                        report=False, opset_version=opset)

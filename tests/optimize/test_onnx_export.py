@@ -25,8 +25,7 @@ def test_export_matches_the_public_exporter_and_reuses_its_table(tmp_path):
     assert (info.misses, info.hits) == (1, 1)  # built by the first export, reused by the second
 
     public = tmp_path / "public.onnx"
-    torch.onnx.export(model, (x,), str(public), dynamo=True, verbose=False, report=False, external_data=False,
-                      dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    runtime.public_export(model, x, public)
     a = onnx.load(str(ours))
     assert a == onnx.load(str(public))  # the same model, node for node, byte for byte
     assert a.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
