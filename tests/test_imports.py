@@ -104,3 +104,14 @@ def test_lower_layers_never_import_higher_ones():
 
 def test_every_module_has_a_layer():
     assert [m for m in _modules() if m != "fastslow" and _layer(m) is None] == []
+
+
+def test_loading_the_api_does_not_load_scipy():
+    # scipy's stats and optimize take 0.9 s to import; only the fits that use them load them, so
+    # that `fastslow predict` (which fits nothing) does not wait for them.
+    import subprocess
+    import sys
+
+    code = "import sys, fastslow.api, fastslow.cli; print(sorted(m for m in sys.modules if m.startswith('scipy')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

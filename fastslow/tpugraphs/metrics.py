@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 
 def top_k_slowdown(pred: np.ndarray, runtime: np.ndarray, k: int) -> float:
@@ -29,6 +28,8 @@ def top_k_slowdown(pred: np.ndarray, runtime: np.ndarray, k: int) -> float:
 def kendall_tau(pred: np.ndarray, runtime: np.ndarray) -> float:
     if len(pred) < 2:
         return float("nan")
+    from scipy import stats  # here, not at the top: scipy adds 0.9 s to every command that loads this module
+
     tau = stats.kendalltau(pred, runtime).statistic
     return float(tau) if np.isfinite(tau) else 0.0
 

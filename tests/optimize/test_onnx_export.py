@@ -36,3 +36,16 @@ def test_export_matches_the_public_exporter_and_reuses_its_table(tmp_path):
         for path in (ours, ours_again, public):
             got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": xb.numpy()})
             assert got[0] == pytest.approx(want, abs=1e-5)
+
+
+def test_a_torch_without_the_internals_gets_the_public_call(tmp_path, monkeypatch):
+    def missing(opset):  # what a torch whose registry lacks `from_torchlib` raises
+        raise AttributeError("type object 'ONNXRegistry' has no attribute 'from_torchlib'")
+
+    model, x = _model(), torch.randn(2, 3, 12, 12)
+    monkeypatch.setattr(runtime, "_torchlib_registry", missing)
+    path, seconds = runtime.onnx_export(model, x, tmp_path / "fallback")
+    public = tmp_path / "public.onnx"
+    runtime.public_export(model, x, public)
+    assert seconds > 0
+    assert onnx.load(str(path)) == onnx.load(str(public))
