@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from fastslow.api.measure import Store, store_whole
 from fastslow.env import environment, others_cpu_percent
@@ -63,6 +64,7 @@ from fastslow.predict.predictor import (
     unseen_operators,
 )
 from fastslow.predict.reference import STEADY_TOLERANCE, describe_kind, fastest, group_kind, reference_off, relative
+from fastslow.specs import InputSpec, ResolvedModel, parse_input
 from fastslow.store.db import Record, ResultsStore, StoreError, default_db_path
 from fastslow.store.recorder import Saved, open_store
 
@@ -256,17 +258,53 @@ class PredictResult:
                 "capture_s": self.capture_s, "predict_s": self.predict_s}
 
 
-def predict(source: str | ModelSource, *, predictor: str | Path | None = None, batches: list[int] | None = None,
+def _source(source: str | ModelSource | nn.Module, inputs: list[str] | None) -> ModelSource | ResolvedModel:
+    """What `predict` was given: a spec or ModelSource (resolved later, once the predictor is
+    found), or a module built in Python (a search loop's candidate), named by its class."""
+    if isinstance(source, nn.Module):
+        if not inputs:
+            raise param_error("inputs", f"a model given as a module ({type(source).__name__}) needs its input's "
+                                        "shape, such as inputs=['1x3x32x32']")
+        return ResolvedModel(f"module:{type(source).__name__}", source, [parse_input(t) for t in inputs])
+    if isinstance(source, ModelSource):
+        if inputs:
+            raise param_error("inputs", "give them in the ModelSource, not beside it")
+        return source
+    return ModelSource(source, inputs=list(inputs or []))
+
+
+def predict(source: str | ModelSource | nn.Module, *, inputs: list[str] | None = None,
+            predictor: str | Path | None = None, batches: list[int] | None = None,
             threads: list[int] | None = None, runtimes: list[str] | None = None, verify: bool = False,
             store: Store = True, db: str | Path | None = None) -> PredictResult:
     """Predicted seconds per call of a model under each configuration that applies to it, without
-    running it; with `verify`, each is also measured (as the collection measures). The batch is
-    the input's first dimension (`batches` lists others to rank)."""
-    source = source if isinstance(source, ModelSource) else ModelSource(source)
+    running it; with `verify`, each is also measured (as the collection measures). The model is a
+    spec (`inputs` as on the command line, else its defaults), a ModelSource, or an nn.Module with
+    `inputs`, such as a search loop's candidate (predicted in eval mode, and left in the mode it
+    came in). The batch is the input's first dimension (`batches` lists others to rank)."""
+    given = _source(source, inputs)
     path = Path(predictor) if predictor else find_predictor(db)
     p = load_predictor(path)
     database = open_store(store)
-    resolved, inputs = source.resolve()
+    if isinstance(given, ModelSource):
+        resolved, specs = given.resolve()
+        described = given.to_dict()
+    else:
+        resolved, specs = given, given.inputs
+        described = {"spec": given.spec, "inputs": [s.text for s in specs]}
+    training = resolved.model.training
+    try:
+        return _predict(given.spec, described, resolved, specs, p, path, batches, threads, runtimes, verify,
+                        database)
+    finally:
+        resolved.model.train(training)
+
+
+def _predict(name: str, described: dict[str, Any], resolved: ResolvedModel, inputs: list[InputSpec], p: Predictor,
+             path: Path, batches: list[int] | None, threads: list[int] | None, runtimes: list[str] | None,
+             verify: bool, database: ResultsStore | None) -> PredictResult:
+    """`predict` once the model and the predictor are in hand (`name` and `described` are what
+    its result and run record call the model)."""
     if len(inputs) != 1:
         raise param_error("inputs", f"a latency prediction takes a model with one input (got {len(inputs)})")
     shape = inputs[0].shape(resolved.defaults)
@@ -296,7 +334,7 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
         warnings.append(f"the predictor was measured at batches {list(settings.batches)} and threads "
                         f"{list(settings.threads)}: {outside} lie outside them, so those predictions extrapolate")
     t0 = time.perf_counter()
-    graph = capture(model, (torch.zeros(1, *item_shape),), name=source.spec)
+    graph = capture(model, (torch.zeros(1, *item_shape),), name=name)
     capture_s = time.perf_counter() - t0
     unseen = unseen_operators(p.info["operators"], graph)
     if unseen:
@@ -310,9 +348,9 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
         warnings.append(f"this model is outside the sizes the predictor was trained on: {'; '.join(larger)}; its "
                         "predictions extrapolate, so expect larger errors (check them with --verify)")
     t0 = time.perf_counter()
-    latency = p.predict([tile_graph_of(source.spec, graph, configs)], [costs], [configs], ("gnn",))["gnn"][0]
+    latency = p.predict([tile_graph_of(name, graph, configs)], [costs], [configs], ("gnn",))["gnn"][0]
     predict_s = time.perf_counter() - t0
-    result = PredictResult(source.spec, here, str(path), list(zip(configs, map(float, latency), strict=True)),
+    result = PredictResult(name, here, str(path), list(zip(configs, map(float, latency), strict=True)),
                            warnings=warnings, capture_s=capture_s, predict_s=predict_s, input_shape=tuple(shape),
                            held_out=(p.info.get("held_out_scores") or {}).get("gnn"))
     if verify:
@@ -346,7 +384,7 @@ def predict(source: str | ModelSource, *, predictor: str | Path | None = None, b
             result.measured = list(result.timed)
         result.warnings += failures
     env = {**environment("cpu", max(c.threads for c in configs)), "machine": here}
-    record = Record("predict", source.spec, {**source.to_dict(), "predictor": str(path), "verify": verify,
+    record = Record("predict", name, {**described, "predictor": str(path), "verify": verify,
                                              "configs": [c.to_dict() for c in configs]}, env, result.to_dict(), "ok",
                     f"best {result.best[0].describe()}: {result.best[1] * 1e3:.3g} ms predicted")
     result.saved = store_whole(database, record)

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from fastslow.cli.predict import train as train_command
+from fastslow.errors import UserError
+from fastslow.measure.bench import ModelSource
 from fastslow.predict.dataset import FORMAT_VERSION
 from fastslow.predict.predictor import Predictor, PredictorConfig
 from tests.conftest import drawn, reference_times_set_to, torchrun
@@ -100,6 +102,23 @@ def test_predict_uses_the_newest_predictor_for_this_machine_and_gives_the_docume
     held = Predictor.load(folder).info["held_out_scores"]["gnn"]
     assert d["held_out"]["models"] == held["models"] == 2
     assert (d["held_out"]["within_10"], d["held_out"]["within_20"]) == (held["within_10"], held["within_20"])
+
+
+def test_a_search_loop_predicts_modules_it_built_itself_as_their_spec_is_predicted(trained):
+    from fastslow.api.predict import predict
+    from fastslow.zoo import resolve_model
+
+    folder, _ = trained
+    by_spec = predict("zoo:mlp", inputs=["4x256"], predictor=folder, store=False)
+    module = resolve_model("zoo:mlp").model.train()  # a candidate the loop built, in training mode
+    by_module = predict(module, inputs=["4x256"], predictor=folder, store=False)
+    assert by_module.model == f"module:{type(module).__name__}"
+    assert by_module.predictions == by_spec.predictions  # the same graph, the same predictions
+    assert module.training  # given back in the mode it came in
+    with pytest.raises(UserError, match="inputs.*needs its input's shape"):
+        predict(module, predictor=folder, store=False)
+    with pytest.raises(UserError, match="inputs.*in the ModelSource"):
+        predict(ModelSource("zoo:mlp", ["4x256"]), inputs=["4x256"], predictor=folder, store=False)
 
 
 def test_verify_measures_every_configuration_and_prints_the_error(cli, trained):
