@@ -121,6 +121,24 @@ def test_a_search_loop_predicts_modules_it_built_itself_as_their_spec_is_predict
         predict(ModelSource("zoo:mlp", ["4x256"]), inputs=["4x256"], predictor=folder, store=False)
 
 
+def test_a_search_loop_loads_the_predictor_once_while_its_file_is_unchanged(trained, tmp_path):
+    import os
+    import shutil
+
+    from fastslow.api.predict import load_predictor
+
+    copy = tmp_path / "p"
+    shutil.copytree(trained[0], copy)
+    first = load_predictor(copy)
+    assert load_predictor(copy / "predictor.pt") is first  # the same file, by its folder or by name
+    st = (copy / "predictor.pt").stat()
+    os.utime(copy / "predictor.pt", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # trained again in place
+    again = load_predictor(copy)
+    assert again is not first and again.info["held_out"] == first.info["held_out"]
+    with pytest.raises(UserError, match="not found"):
+        load_predictor(tmp_path / "gone")
+
+
 def test_verify_measures_every_configuration_and_prints_the_error(cli, trained):
     folder, _ = trained
     r = cli("predict", "zoo:mlp", "--input", "2x256", "--predictor", str(folder), "--batches", "1,2",
