@@ -30,6 +30,32 @@ class Terminated(KeyboardInterrupt):
     Ctrl-C does: finished work is kept and the run is stored as interrupted."""
 
 
+_STOP: list[KeyboardInterrupt] = []  # the Ctrl-C or SIGTERM last raised by the CLI's handlers, until taken
+
+
+def stop_raised(e: KeyboardInterrupt) -> KeyboardInterrupt:
+    """What the CLI's Ctrl-C and SIGTERM handlers raise, noted first: Python prints and drops an
+    exception raised inside a finalizer or a weakref callback (torch frees tensors through
+    those), so a signal that lands there would be lost, and the command would run on to its end
+    (seen in `predictor collect`: one Ctrl-C, "Exception ignored in: ... WeakIdKeyDictionary",
+    and all 40 models measured)."""
+    _STOP[:] = [e]
+    return e
+
+
+def raise_dropped_stop() -> None:
+    """Between the steps of a long loop: raise again a Ctrl-C or SIGTERM whose exception was
+    dropped (see stop_raised); nothing when there was none or it was taken."""
+    if _STOP:
+        raise _STOP.pop()
+
+
+def stop_taken() -> None:
+    """A loop that caught the Ctrl-C or SIGTERM and stopped says so, so that no later loop
+    raises it again."""
+    _STOP.clear()
+
+
 def param_error(param: str, problem: str) -> UserError:
     """A bad value of a library parameter, named as the library names it ('threads' must be ...);
     the CLI rewrites the quoted name to the option that set it (--threads must be ...)."""

@@ -33,7 +33,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from fastslow.errors import Terminated, UserError
+from fastslow.errors import Terminated, UserError, stop_raised, stop_taken
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -221,30 +221,49 @@ def flagged(message: str, flags: dict[str, str]) -> str:
 
 def _terminate(signum: int, frame: Any) -> None:
     state["terminated"] = True  # typer turns any KeyboardInterrupt into exit 130; this says which it was
-    raise Terminated()
+    raise stop_raised(Terminated())
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise stop_raised(KeyboardInterrupt())
+
+
+@contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM raises Terminated and Ctrl-C KeyboardInterrupt where the program is, each noted so
+    that a long loop raises it again if Python dropped it (fastslow.errors.stop_raised). Ctrl-C
+    keeps its disposition where it is not Python's own handler (ignored in a background job)."""
+    previous_term = signal.signal(signal.SIGTERM, _terminate)
+    own_int = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous_int = signal.signal(signal.SIGINT, _interrupt) if own_int else None
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        if own_int:
+            signal.signal(signal.SIGINT, previous_int)
+        stop_taken()
 
 
 def run(argv: list[str] | None = None) -> None:
     """Run the app: bad input is one line on stderr and exit 2; Ctrl-C exits 130 and SIGTERM 143,
     after the command has stored what it finished."""
-    previous = signal.signal(signal.SIGTERM, _terminate)
     state["terminated"] = False
     command = typer.main.get_command(app)
-    try:
-        code = command.main(args=argv, prog_name="fastslow", standalone_mode=False)
-    except UserError as e:
-        if state["debug"]:
-            raise
-        message = flagged(" ".join(str(e).split()), _collect_flags(command))  # always one line
-        print(f"fastslow: error: {message}", file=sys.stderr)
-        sys.exit(2)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        code = 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with stop_signals():
+        try:
+            code = command.main(args=argv, prog_name="fastslow", standalone_mode=False)
+        except UserError as e:
+            if state["debug"]:
+                raise
+            message = flagged(" ".join(str(e).split()), _collect_flags(command))  # always one line
+            print(f"fastslow: error: {message}", file=sys.stderr)
+            sys.exit(2)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except (typer.Abort, KeyboardInterrupt):
+            code = 130
     if code == 130:  # Ctrl-C or SIGTERM: what the command finished is stored (and shown)
         terminated = state["terminated"]
         print(f"fastslow: {'terminated (SIGTERM)' if terminated else 'interrupted'}: finished work was kept",

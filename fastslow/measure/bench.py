@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from fastslow.env import environment
-from fastslow.errors import Terminated, UserError, one_line, param_error
+from fastslow.errors import Terminated, UserError, one_line, param_error, raise_dropped_stop, stop_taken
 from fastslow.measure.compare import DEFAULT_THRESHOLD, Comparison, compare
 from fastslow.measure.devices import require_device
 from fastslow.measure.stats import Measurement
@@ -282,6 +282,7 @@ def run_bench(
         before_first()
     try:
         for i, combo in enumerate(combos):
+            raise_dropped_stop()  # a Ctrl-C that Python dropped stops here
             values = {**resolved.defaults, **settings.sets, **combo}
             point = Point(params=combo or dict(settings.sets))
             try:
@@ -300,6 +301,7 @@ def run_bench(
             if on_point:
                 on_point(point, i + 1, len(combos))
     except KeyboardInterrupt as e:
+        stop_taken()
         result.interrupted = True
         result.stop_signal = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
     fit_data = fit_symbol_values(result.points, list(sweeps), fit_symbol)

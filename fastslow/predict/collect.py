@@ -38,7 +38,15 @@ import numpy as np
 import torch
 
 from fastslow.env import environment, others_cpu_percent
-from fastslow.errors import Terminated, UserError, check_number, full_reason, param_error
+from fastslow.errors import (
+    Terminated,
+    UserError,
+    check_number,
+    full_reason,
+    param_error,
+    raise_dropped_stop,
+    stop_taken,
+)
 from fastslow.measure.bench import Point
 from fastslow.measure.stats import Measurement
 from fastslow.measure.timer import TimerConfig, Workload, measure_interleaved
@@ -526,6 +534,7 @@ def collect(
 
             def retake_due(i: int) -> None:
                 for due in [d for d in later if d[0] <= i]:
+                    raise_dropped_stop()
                     later.remove(due)
                     _, s, kinds, takes = due
                     again = collector.retake(s, kinds)
@@ -536,6 +545,7 @@ def collect(
                         later.append((i + RETAKE_AFTER, s, again.disturbed, takes + 1))
 
             for i, s in enumerate(plan):
+                raise_dropped_stop()  # a Ctrl-C that Python dropped stops here
                 elapsed = time.perf_counter() - t0
                 if minutes is not None and i and elapsed + per_model_s > minutes * 60:
                     result.stopped_by_budget = True
@@ -562,6 +572,7 @@ def collect(
             while later:  # the last models' disturbed groups (no new model: the time budget allows them)
                 retake_due(min(d[0] for d in later))
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: everything finished is stored; say so and return it
+            stop_taken()
             result.interrupted = True
             result.stop_signal = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
             status = "interrupted"

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fastslow.errors import UserError, check_number, param_error
+from fastslow.errors import UserError, check_number, param_error, raise_dropped_stop
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -116,6 +116,7 @@ def fit(model: nn.Module, train: TensorDataset, loss: str, cfg: FitConfig, teach
     run = forward or (lambda m, x: m(x))
     model.train()
     for epoch in range(1, cfg.epochs + 1):
+        raise_dropped_stop()  # a Ctrl-C or SIGTERM that Python dropped stops here
         total, seen = 0.0, 0
         for x, y in loader:
             logits = run(model, x)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from fastslow.errors import UserError, check_number, one_line, param_error
+from fastslow.errors import UserError, check_number, one_line, param_error, raise_dropped_stop
 from fastslow.measure.devices import require_device
 from fastslow.tpugraphs.batching import GraphBank, Prepared, dense_groups, prepare
 from fastslow.tpugraphs.data import COLLECTIONS, SCHEMAS, LayoutGraph, TileGraph
@@ -177,6 +177,7 @@ def train(cfg: RankerConfig, train_graphs: list[Prepared], valid_graphs: list[Pr
     t0 = time.perf_counter()
     train_s = 0.0  # training steps only: throughput excludes evaluation
     for epoch in range(1, cfg.epochs + 1):
+        raise_dropped_stop()  # a Ctrl-C or SIGTERM that Python dropped stops here
         t_epoch = time.perf_counter()
         order = epoch_order(len(labelled), cfg.seed, epoch).to(dev)
         mine = order[rank * per_rank : (rank + 1) * per_rank]

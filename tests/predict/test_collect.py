@@ -314,6 +314,40 @@ def test_bad_arguments_are_refused_before_anything_is_measured(tmp_path, kwargs,
         CollectSettings(budget_s=float("inf"))
 
 
+def test_a_ctrl_c_that_python_dropped_in_a_weakref_callback_still_stops_the_collection(tmp_path):
+    # Python prints and drops an exception raised inside a weakref callback (torch frees tensors
+    # through them): a Ctrl-C whose handler ran there used to be lost, and the collection ran on.
+    import weakref
+
+    from fastslow.cli.app import stop_signals
+
+    class Garbage:
+        pass
+
+    def freed(ref):
+        os.kill(os.getpid(), signal.SIGINT)  # its handler runs on the next bytecodes, in here
+        sum(range(1000))
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell's foreground job
+    try:
+        with stop_signals():
+            g = Garbage()
+            keep = weakref.ref(g, freed)
+            dropped, hook = [], sys.unraisablehook
+            sys.unraisablehook = lambda u: dropped.append(u.exc_type)  # where Python reports what it drops
+            try:
+                del g  # the KeyboardInterrupt is raised in `freed`, and dropped
+            finally:
+                sys.unraisablehook = hook
+            assert dropped == [KeyboardInterrupt]
+            result = collect(tmp_path / "d", SMALL, families=["mlp"], per_family=3, store=False)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert keep() is None
+    assert result.interrupted and result.stop_signal == "SIGINT"
+    assert result.samples == []  # stopped before the first model, not after the last
+
+
 def test_ctrl_c_keeps_every_finished_model_and_the_next_run_continues(tmp_path):
     env = {**os.environ, "FASTSLOW_DB": str(tmp_path / "results.db")}
     cmd = [sys.executable, "-m", "fastslow", "predictor", "collect", "--out", str(tmp_path / "d"), "--families",

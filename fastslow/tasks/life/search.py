@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastslow.cost.counter import params_of
+from fastslow.errors import raise_dropped_stop
 from fastslow.tasks.life.rules import all_neighbourhoods, random_grid, step_torch
 from fastslow.tasks.life.train import accuracy_on_all
 from fastslow.zoo.life import small_net
@@ -89,6 +90,7 @@ def _train_seeds(embed: int, hidden: int, seeds: int, epochs: int, lr: float, se
     opt = torch.optim.Adam(w, lr=lr)
     target = y.expand(seeds, 512)
     for epoch in range(epochs):
+        raise_dropped_stop()  # a Ctrl-C or SIGTERM that Python dropped stops here
         logits = forward()
         loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(1).sum()
         opt.zero_grad()
