@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fastslow.cost.counter import count_cost, params_of, state_dict_size_bytes
-from fastslow.errors import UserError, full_reason
+from fastslow.errors import UserError, full_reason, raise_dropped_stop
 from fastslow.measure.compare import compare
 from fastslow.measure.timer import TimerConfig, Workload
 from fastslow.optimize.variants import Candidate, Context, Pipeline, build, parse_pipelines, pipeline_name
@@ -149,6 +149,7 @@ def _judge_all(ctx: Context, pipelines: list[Pipeline], base_acc: float, max_acc
                cache: dict[str, Candidate] | None = None) -> tuple[list[VariantResult], dict[str, Candidate]]:
     results, kept = [], {}
     for pipeline in pipelines:
+        raise_dropped_stop()  # a Ctrl-C or SIGTERM that Python dropped stops here
         name = pipeline_name(pipeline)
         try:
             candidate = build(pipeline, ctx, cache)
