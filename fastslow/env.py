@@ -68,9 +68,11 @@ def busy_warning() -> str | None:
             "timing began: expect noise, and trust ratios measured side by side more than absolute times")
 
 
-def environment(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
+def environment(device: str = "cpu", threads: int | None = None, *, timed: bool = True) -> dict[str, Any]:
     """What a result was measured on, stored with every run; `others_cpu_percent` is how busy
-    the machine was with other work just before (see `others_cpu_percent`)."""
+    the machine was with other work just before (see `others_cpu_percent`), None for a run that
+    timed nothing (`timed=False`: a prediction, which need not wait the quarter second it takes
+    to read)."""
     return {
         "fastslow": fastslow.__version__,
         "torch": torch.__version__,
@@ -81,7 +83,7 @@ def environment(device: str = "cpu", threads: int | None = None) -> dict[str, An
         "device_name": device_name(device),
         "threads": threads if threads is not None else torch.get_num_threads(),
         "git_commit": git_commit(),
-        "others_cpu_percent": others_cpu_percent(),
+        "others_cpu_percent": others_cpu_percent() if timed else None,
     }
 
 

@@ -399,7 +399,7 @@ def _predict(name: str, described: dict[str, Any], resolved: ResolvedModel, inpu
         else:  # a configuration kind the collection never timed: no speed to refer it to
             result.measured = list(result.timed)
         result.warnings += failures
-    env = {**environment("cpu", max(c.threads for c in configs)), "machine": here}
+    env = {**environment("cpu", max(c.threads for c in configs), timed=verify), "machine": here}
     record = Record("predict", name, {**described, "predictor": str(path), "verify": verify,
                                       "configs": [c.to_dict() for c in configs]}, env, result.to_dict(), "ok",
                     f"best {result.best[0].describe()}: {result.best[1] * 1e3:.3g} ms predicted")

@@ -12,6 +12,7 @@ from fastslow.errors import UserError
 from fastslow.measure.bench import ModelSource
 from fastslow.predict.dataset import FORMAT_VERSION
 from fastslow.predict.predictor import Predictor, PredictorConfig
+from fastslow.store.db import ResultsStore
 from tests.conftest import drawn, reference_times_set_to, torchrun
 
 
@@ -104,15 +105,19 @@ def test_predict_uses_the_newest_predictor_for_this_machine_and_gives_the_docume
     assert (d["held_out"]["within_10"], d["held_out"]["within_20"]) == (held["within_10"], held["within_20"])
 
 
-def test_a_search_loop_predicts_modules_it_built_itself_as_their_spec_is_predicted(trained):
+def test_a_search_loop_predicts_modules_it_built_itself_as_their_spec_is_predicted(trained, tmp_path):
     from fastslow.api.predict import predict
     from fastslow.zoo import resolve_model
 
     folder, _ = trained
     by_spec = predict("zoo:mlp", inputs=["4x256"], predictor=folder, store=False)
     module = resolve_model("zoo:mlp").model.train()  # a candidate the loop built, in training mode
-    by_module = predict(module, inputs=["4x256"], predictor=folder, store=False)
+    by_module = predict(module, inputs=["4x256"], predictor=folder, store=tmp_path / "r.db")
     assert by_module.model == f"module:{type(module).__name__}"
+    with ResultsStore(tmp_path / "r.db", readonly=True) as db:
+        (run,) = db.query(command="predict")
+    assert run.spec == by_module.model and run.settings["inputs"] == ["4x256"]
+    assert run.env["others_cpu_percent"] is None  # nothing was timed, so the machine's load was not read
     assert by_module.predictions == by_spec.predictions  # the same graph, the same predictions
     assert module.training  # given back in the mode it came in
     with pytest.raises(UserError, match="inputs.*needs its input's shape"):
