@@ -171,7 +171,7 @@ def load_predictor(path: str | Path) -> Predictor:
     format's features (or before predictors recorded theirs) is refused with what retrains it.
     The last one loaded is kept while its file is unchanged: a search loop calls `predict` for
     each candidate, and loading took a third of each call (26 ms of 75 ms for a small CNN)."""
-    file = Path(path) / "predictor.pt" if Path(path).is_dir() else Path(path)
+    file = Predictor.file(path)
     try:
         st = file.stat()
         key = (str(file.resolve()), st.st_mtime_ns, st.st_size)

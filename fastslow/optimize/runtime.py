@@ -79,10 +79,15 @@ def _torchlib_registry(opset: int) -> Any:
     return _registration.ONNXRegistry.from_torchlib(opset_version=opset)
 
 
+def _batch_axis() -> tuple[dict[int, Any]]:
+    """The input's first dimension, dynamic and named "batch"."""
+    return ({0: torch.export.Dim("batch", min=1)},)
+
+
 def public_export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     """The public `torch.onnx.export` call that `_export` matches: dynamo, a dynamic batch, one file."""
-    torch.onnx.export(model, (example,), str(path), dynamo=True, verbose=False,
-                      dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), report=False, external_data=False)
+    torch.onnx.export(model, (example,), str(path), dynamo=True, verbose=False, dynamic_shapes=_batch_axis(),
+                      report=False, external_data=False)
 
 
 def _export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -92,7 +97,7 @@ def _export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     AMD EPYC, most of a small model's (`benchmarks/onnx_export_speed.py` times both ways). The
     table is only read while exporting. It is torch.onnx's internal API, so where this version
     of torch lacks it, the public call is made instead."""
-    shapes = ({0: torch.export.Dim("batch", min=1)},)
+    shapes = _batch_axis()
     try:
         from torch.onnx import _constants as onnx_constants
         from torch.onnx._internal.exporter import _constants, _core, _dynamic_shapes

@@ -186,12 +186,17 @@ class Predictor:
                     "machine": self.machine, "info": self.info}, path)
         return path
 
+    @staticmethod
+    def file(path: str | Path) -> Path:
+        """The predictor's file: `path` itself, or predictor.pt in the folder `path` names."""
+        p = Path(path)
+        return p / "predictor.pt" if p.is_dir() else p
+
     @classmethod
     def load(cls, path: str | Path) -> Predictor:
         from fastslow.specs import load_torch_file
 
-        p = Path(path)
-        file = p / "predictor.pt" if p.is_dir() else p
+        file = cls.file(path)
         if not file.is_file():
             raise UserError(f"predictor {path}: not found (expected a folder holding predictor.pt, made by "
                             "`fastslow predictor train`)")
