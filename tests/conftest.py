@@ -69,6 +69,20 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
 
 
 @pytest.fixture
+def recapturable(monkeypatch):
+    """The format before this one, as a version that changed only the capture would list it as
+    one `recapture` brings up to date (format 10 had been such a version for 8 and 9; format 11
+    changed what ONNX Runtime runs, so no earlier format is now)."""
+    import importlib
+
+    from fastslow.predict.dataset import FORMAT_VERSION
+
+    for name in ("fastslow.predict.dataset", "fastslow.predict.collect", "fastslow.api.predict"):
+        monkeypatch.setattr(importlib.import_module(name), "RECAPTURABLE", (FORMAT_VERSION - 1,))
+    return FORMAT_VERSION - 1
+
+
+@pytest.fixture
 def terminal(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """stderr's console as a terminal that keeps what was drawn on it (progress bars are drawn
     only on a terminal); read it with `drawn`."""

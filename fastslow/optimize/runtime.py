@@ -3,11 +3,15 @@ Runtime. Each returns a predict function and what it cost to build."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import io
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,24 +56,100 @@ def channels_last(model: nn.Module) -> Predict:
     return predict
 
 
+@dataclass(frozen=True)
+class OnnxExport:
+    """An exported model: its file, the seconds exporting (and quantizing) took, and which of
+    torch.onnx's exporters made it ("torchscript" or "dynamo", see `onnx_export`)."""
+
+    path: Path
+    seconds: float
+    exporter: str
+
+
 def onnx_export(model: nn.Module, example: torch.Tensor, out_dir: Path | None = None, *, int8: str | None = None,
-                calibration: torch.Tensor | None = None) -> tuple[Path, float]:
-    """Export with torch.onnx (dynamo, dynamic batch) to `out_dir`/model.onnx, and the seconds it
-    took. With `int8`, the float export is quantized by ONNX Runtime's own tools: "dynamic"
-    (int8 weights, activations quantized at run time) or "static" (QDQ, calibrated on
-    `calibration`)."""
+                calibration: torch.Tensor | None = None) -> OnnxExport:
+    """Export to `out_dir`/model.onnx with a dynamic batch. With `int8`, the float export is then
+    quantized by ONNX Runtime's own tools: "dynamic" (int8 weights, activations quantized at run
+    time) or "static" (QDQ, calibrated on `calibration`).
+
+    torch.onnx's TorchScript exporter is tried first, and its file kept only where it traced
+    without a warning and ONNX Runtime gives the model's outputs at another batch size than the
+    example's (a trace can fix a size it read); else torch.export's exporter (`dynamo`, torch's
+    default) makes it. On the corpus of `fastslow predictor collect` (2-core AMD EPYC, one
+    thread), the TorchScript exporter took 10-90 ms a model against 0.3-1.9 s, and ONNX Runtime
+    ran its files as fast (0.94-1.04x the time for convolutional nets, MLPs, timm and torchvision
+    models) or faster (transformer encoders 0.63-0.80x, recurrent nets 0.83-0.98x);
+    `benchmarks/onnx_export_speed.py` measures both."""
     _onnxruntime()
     out_dir = out_dir or Path(tempfile.mkdtemp(prefix="fastslow-onnx-"))
     path = out_dir / "model.onnx"
     fp32 = out_dir / "fp32" / "model.onnx" if int8 else path
     fp32.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    # The exporter prints its progress and warns about pytree internals: keep that off the user's screen.
-    with quietly():
-        _export(copy.deepcopy(model).eval(), example, fp32)
+    model = copy.deepcopy(model).eval()
+    # The exporters print their progress and warn about their internals: keep that off the user's screen.
+    if torchscript_export(model, example, fp32):
+        exporter = "torchscript"
+    else:
+        with quietly():
+            _export(model, example, fp32)
+        exporter = "dynamo"
     if int8:
         _ort_quantize(fp32, path, int8, calibration if calibration is not None else example)
-    return path, time.perf_counter() - t0
+    return OnnxExport(path, time.perf_counter() - t0, exporter)
+
+
+def torchscript_export(model: nn.Module, example: torch.Tensor, path: Path) -> bool:
+    """Export `model` (in eval mode) with torch.onnx's TorchScript exporter, batch dynamic, and
+    say whether the file can be trusted: False (and no file) where this torch has no such
+    exporter, where it fails, where the model's own code (not torch's, whose layers check their
+    inputs' shapes in Python) makes it warn that the trace may not generalise, or where ONNX
+    Runtime's outputs at batch size `len(example) + 1` differ from the model's."""
+    import torch.jit
+
+    path.unlink(missing_ok=True)
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("always")
+            torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"],
+                              dynamic_axes={"input": {0: "batch"}})
+        if any(issubclass(w.category, torch.jit.TracerWarning) and not _in_torch(w.filename) for w in caught):
+            raise ValueError("the trace may not generalise")
+        bigger = example.shape[0] + 1
+        if example.is_floating_point():
+            x = torch.randn(bigger, *example.shape[1:], generator=torch.Generator().manual_seed(0)).to(example.dtype)
+        else:  # token ids and the like: the example's first row, repeated
+            x = example[:1].expand(bigger, *example.shape[1:]).contiguous()
+        with torch.inference_mode():
+            want = _tensors(model(x))
+        got = onnx_predict(path, 1, outputs="all")(x)
+        if len(got) != len(want) or not all(_close(g, w) for g, w in zip(got, want, strict=True)):
+            raise ValueError("ONNX Runtime's outputs at another batch size differ from the model's")
+    except Exception:  # noqa: BLE001  (any failure means: let torch.export's exporter make it)
+        path.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def _in_torch(filename: str) -> bool:
+    """Whether a warning was raised by torch's own code."""
+    return Path(filename).resolve().is_relative_to(Path(torch.__file__).resolve().parent)
+
+
+def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
+    want = want.detach().float()
+    scale = 1.0 + float(want.abs().max()) if want.numel() else 1.0
+    return got.shape == want.shape and torch.allclose(got.float(), want, rtol=1e-3, atol=1e-4 * scale)
+
+
+def _tensors(out: Any) -> list[torch.Tensor]:
+    """A model's output's tensors in order (a tensor, or tuples and lists of them), as ONNX
+    Runtime lists its outputs."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _tensors(o)]
+    raise TypeError(f"output of type {type(out).__name__}")
 
 
 @functools.cache
@@ -94,9 +174,8 @@ def _export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     """What `torch.onnx.export(dynamo=True, dynamic batch, one file)` does, with its table of
     ATen-to-ONNX translations built once per process instead of at every call. Building it
     parses the source of about 500 onnxscript functions: about 0.9 s of each export on a 2-core
-    AMD EPYC, most of a small model's (`benchmarks/onnx_export_speed.py` times both ways). The
-    table is only read while exporting. It is torch.onnx's internal API, so where this version
-    of torch lacks it, the public call is made instead."""
+    AMD EPYC, most of a small model's. The table is only read while exporting. It is torch.onnx's
+    internal API, so where this version of torch lacks it, the public call is made instead."""
     shapes = _batch_axis()
     try:
         from torch.onnx import _constants as onnx_constants
@@ -124,8 +203,9 @@ def _onnxruntime() -> Any:
     return ort
 
 
-def onnx_predict(path: Path, threads: int | None) -> Predict:
-    """An ONNX Runtime CPU session on an exported model, on `threads` intra-op threads."""
+def onnx_predict(path: Path, threads: int | None, *, outputs: str = "first") -> Callable[[torch.Tensor], Any]:
+    """An ONNX Runtime CPU session on an exported model, on `threads` intra-op threads; its
+    predict function returns the first output (`outputs="first"`) or the list of all of them."""
     ort = _onnxruntime()
     opts = ort.SessionOptions()
     if threads:
@@ -134,8 +214,9 @@ def onnx_predict(path: Path, threads: int | None) -> Predict:
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
+    def predict(x: torch.Tensor) -> Any:
+        got = session.run(None, {name: x.numpy()})
+        return torch.from_numpy(got[0]) if outputs == "first" else [torch.from_numpy(g) for g in got]
 
     return predict
 
@@ -143,10 +224,11 @@ def onnx_predict(path: Path, threads: int | None) -> Predict:
 def onnx_session(model: nn.Module, example: torch.Tensor, threads: int | None, out_dir: Path | None = None, *,
                  int8: str | None = None, calibration: torch.Tensor | None = None) -> tuple[Predict, dict[str, Any]]:
     """`onnx_export`, then a session on it (`onnx_predict`), with what the export cost and weighs."""
-    path, export_s = onnx_export(model, example, out_dir, int8=int8, calibration=calibration)
-    predict = onnx_predict(path, threads)
-    size = sum(p.stat().st_size for p in path.parent.iterdir() if p.name.startswith("model.onnx"))
-    return predict, {"export_s": export_s, "size_bytes": size, "path": str(path), "int8": int8}
+    export = onnx_export(model, example, out_dir, int8=int8, calibration=calibration)
+    predict = onnx_predict(export.path, threads)
+    size = sum(p.stat().st_size for p in export.path.parent.iterdir() if p.name.startswith("model.onnx"))
+    return predict, {"export_s": export.seconds, "exporter": export.exporter, "size_bytes": size,
+                     "path": str(export.path), "int8": int8}
 
 
 def _ort_quantize(fp32: Path, out: Path, mode: str, calibration: torch.Tensor) -> None:

@@ -224,8 +224,8 @@ def _onnx(c: Candidate, ctx: Context, arg: Any) -> Candidate:
     with torch.inference_mode():
         diff = float((predict(ctx.example) - c.predict(ctx.example).float()).abs().max())
     return Candidate(c.name, predict, None, c.float_module, info["size_bytes"],
-                     {**c.notes, "export_s": info["export_s"], "onnx_path": info["path"],
-                      "onnx_vs_torch_max_abs_diff": diff})
+                     {**c.notes, "export_s": info["export_s"], "onnx_exporter": info["exporter"],
+                      "onnx_path": info["path"], "onnx_vs_torch_max_abs_diff": diff})
 
 
 KEEPS_MASKS = {"finetune", "prune-random", "prune-l1", "prune-global"}  # may run before masks are folded in

@@ -361,7 +361,8 @@ class _Collector:
             return self.fail(s, "measure", "no configuration could be measured", t0, repeat)
         if graph is not None:
             kept = [c for c in configs if c in timed]
-            write_model(self.out, graph, {**s.to_dict(), "export_s": runners.export_s}, kept, [timed[c] for c in kept])
+            meta = {**s.to_dict(), "export_s": runners.export_s, "onnx_exporter": runners.exporter}
+            write_model(self.out, graph, meta, kept, [timed[c] for c in kept])
         return result
 
     def retake(self, s: Sample, kinds: list[str]) -> SampleResult:

@@ -114,6 +114,7 @@ class Runners:
         self._onnx: Path | None = None
         self._sessions: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}  # threads -> session
         self.export_s = 0.0
+        self.exporter: str | None = None  # which torch.onnx exporter made the ONNX file, once made
 
     def example(self, batch: int) -> torch.Tensor:
         if batch not in self._inputs:
@@ -128,7 +129,8 @@ class Runners:
             # Exported at batch 2: a batch of 1 would let the exporter fix that dimension at 1.
             out = Path(tempfile.mkdtemp(prefix="fastslow-predict-"))
             try:
-                self._onnx, self.export_s = onnx_export(self.model, self.example(2), out)
+                export = onnx_export(self.model, self.example(2), out)
+                self._onnx, self.export_s, self.exporter = export.path, export.seconds, export.exporter
             except BaseException:
                 shutil.rmtree(out, ignore_errors=True)  # a failed export leaves nothing behind
                 raise

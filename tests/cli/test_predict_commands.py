@@ -244,10 +244,11 @@ def test_a_model_larger_than_any_the_predictor_trained_on_is_a_warning_naming_it
     assert "extrapolate" in warned[0] and "warning" in r.err and "GFLOPs per item" in r.err
 
 
-def test_a_predictor_trained_on_another_formats_graphs_is_refused_with_what_retrains_it(cli, trained, tmp_path):
+def test_a_predictor_trained_on_another_formats_graphs_is_refused_with_what_retrains_it(cli, trained, tmp_path,
+                                                                                        recapturable):
     import shutil
 
-    from fastslow.predict.dataset import MANIFEST, RECAPTURABLE
+    from fastslow.predict.dataset import MANIFEST
 
     folder, db = trained
     ckpt = torch.load(folder / "predictor.pt", weights_only=True)
@@ -266,7 +267,7 @@ def test_a_predictor_trained_on_another_formats_graphs_is_refused_with_what_retr
             # its collection is of this format (brought up to date since): training again is enough
             assert r.err.rstrip().endswith(f"train it again (`fastslow predictor train {collection}`)"), r.err
     # what it says depends on what the collection is now: one to recapture first, one to collect again
-    for fmt, fix in ((RECAPTURABLE[-1], "`fastslow predictor recapture {c}`, then `fastslow predictor train {c}`"),
+    for fmt, fix in ((recapturable, "`fastslow predictor recapture {c}`, then `fastslow predictor train {c}`"),
                      (5, "collect again and train on that (`fastslow predictor collect --out DIR`, then `fastslow "
                          "predictor train DIR`; collection {c} is of format 5, which this version cannot bring up")):
         copy = tmp_path / f"format{fmt}"

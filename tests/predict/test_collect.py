@@ -63,6 +63,8 @@ def test_every_model_is_a_tile_file_the_tpugraphs_loader_reads(collection):
     runtimes = {m.family: {c.runtime for c in m.configs} for m in models}
     assert runtimes["mlp"] == {"eager", "onnx", "int8-dynamic"}  # Linear layers hold its weights
     assert runtimes["cnn-se"] == {"eager", "onnx"}  # a conv net: no int8 ...
+    # each model's file says which exporter made what ONNX Runtime ran (these all trace cleanly)
+    assert {m.meta["onnx_exporter"] for m in models if "onnx" in runtimes[m.family]} == {"torchscript"}
     assert any(c.channels_last for m in models if m.family == "cnn-se" for c in m.configs)  # ... but channels_last
     assert not result.interrupted and result.planned == 6
 
@@ -401,17 +403,6 @@ def _as_format(folder, fmt: int, mangle: bool = False) -> None:
             arrays["config_reference"] = arrays["config_reference"] * 3
             arrays["config_relative"] = arrays["config_relative"] * 1.5
         np.savez_compressed(path, **arrays)
-
-
-@pytest.fixture
-def recapturable():
-    """The format before this one, which `recapture` brings up to date: format 10 traces the
-    graphs another way (make_fx, not torch.export) from format 9's, whose measurements were
-    taken as now."""
-    from fastslow.predict.dataset import RECAPTURABLE
-
-    assert FORMAT_VERSION - 1 in RECAPTURABLE
-    return FORMAT_VERSION - 1
 
 
 def test_recapture_rewrites_the_graphs_and_times_of_an_earlier_format_from_the_stored_samples(
