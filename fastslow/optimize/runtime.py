@@ -72,13 +72,14 @@ def onnx_export(model: nn.Module, example: torch.Tensor, out_dir: Path | None = 
     quantized by ONNX Runtime's own tools: "dynamic" (int8 weights, activations quantized at run
     time) or "static" (QDQ, calibrated on `calibration`).
 
-    torch.onnx's TorchScript exporter is tried first, and its file kept only where it traced
-    without a warning and ONNX Runtime gives the model's outputs at another batch size than the
-    example's (a trace can fix a size it read); else torch.export's exporter (`dynamo`, torch's
-    default) makes it. On the corpus of `fastslow predictor collect` (2-core AMD EPYC, one
-    thread), the TorchScript exporter took 10-90 ms a model against 0.3-1.9 s, and ONNX Runtime
-    ran its files as fast (0.94-1.04x the time for convolutional nets, MLPs, timm and torchvision
-    models) or faster (transformer encoders 0.63-0.80x, recurrent nets 0.83-0.98x);
+    torch.onnx's TorchScript exporter is tried first, and its file kept only where the model's
+    own code made the trace raise no warning and ONNX Runtime gives the model's outputs at another
+    batch size than the example's (a trace can fix a size it read); else torch.export's exporter (`dynamo`, torch's
+    default) makes it. On the first model of each corpus family of `fastslow predictor collect`
+    (2-core AMD EPYC, one thread), exporting took 0.01-0.3 s a model this way against 0.3-5.6 s
+    with torch.export's exporter alone (12-31x), and ONNX Runtime ran the files as fast
+    (0.98-1.05x the time: convolutional nets, MLPs, timm and torchvision models) or faster (a
+    transformer encoder 0.73-0.82x, a recurrent net 0.81-0.94x);
     `benchmarks/onnx_export_speed.py` measures both."""
     _onnxruntime()
     out_dir = out_dir or Path(tempfile.mkdtemp(prefix="fastslow-onnx-"))

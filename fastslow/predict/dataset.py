@@ -77,7 +77,7 @@ if KIND not in SCHEMAS:
 # node each, batch norm is native_batch_norm, a transposed weight is t.
 # 11: ONNX Runtime runs the file of torch.onnx's TorchScript exporter where it can be trusted,
 # torch.export's only where not (fastslow.optimize.runtime.onnx_export): the same speed for
-# convolutional nets and MLPs, 0.7-0.8x the time for transformer encoders, and 5-30x less time
+# convolutional nets and MLPs, 0.7-0.8x the time for transformer encoders, and 12-31x less time
 # spent exporting. Every ONNX Runtime time changed, so no earlier format can be recaptured.
 FORMAT_VERSION = 11
 # Collections of these formats differ from this version's only in what the capture puts in the
