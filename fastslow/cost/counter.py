@@ -92,6 +92,11 @@ def tensor_bytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
+def tensors_in(x: Any) -> list[torch.Tensor]:
+    """The tensors of a nested structure (tuples, lists, dicts), in order, other leaves left out."""
+    return [t for t in tree_flatten(x)[0] if isinstance(t, torch.Tensor)]
+
+
 def aliases(op: Any) -> bool:
     """Whether an operator returns a view of its input, which moves no data (view, permute, expand,
     select, ...; `_unsafe_view` too: a view the autograd does not track). One test for the cost
@@ -135,7 +140,7 @@ class _Counter(TorchDispatchMode):
         counts = self._counts(base, func, args, kwargs, out)
         written = 0
         if not aliases(func):
-            written = sum(tensor_bytes(t) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
+            written = sum(map(tensor_bytes, tensors_in(out)))
         for module in self.stack:
             for cat, n in (counts or {}).items():
                 if n:
@@ -211,7 +216,7 @@ def count_cost(model: nn.Module, inputs: tuple[Any, ...], *, train: bool = False
         cats = {c: counter.flops[name][c] for c in CATEGORIES}
         rows.append(ModuleCost(name, type(module).__name__, params[name], sum(cats.values()),
                                weight_bytes_of[name] + counter.written[name], cats))
-    input_bytes = sum(tensor_bytes(t) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor))
+    input_bytes = sum(map(tensor_bytes, tensors_in(inputs)))
     total = {c: counter.flops[""][c] for c in CATEGORIES}
     weights = weight_bytes_of[""]
     written = counter.written[""]

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fastslow.cost.counter import tensors_in
 from fastslow.errors import UserError, one_line
 from fastslow.quiet import quietly
 
@@ -74,8 +75,8 @@ def onnx_export(model: nn.Module, example: torch.Tensor, out_dir: Path | None = 
 
     torch.onnx's TorchScript exporter is tried first, and its file kept only where the model's
     own code made the trace raise no warning and ONNX Runtime gives the model's outputs at another
-    batch size than the example's (a trace can fix a size it read); else torch.export's exporter (`dynamo`, torch's
-    default) makes it. On the first model of each corpus family of `fastslow predictor collect`
+    batch size than the example's (a trace can fix a size it read); else torch.export's exporter
+    (`dynamo`, torch's default) makes it. On the first model of each corpus family of `fastslow predictor collect`
     (2-core AMD EPYC, one thread), exporting took 0.01-0.3 s a model this way against 0.3-5.6 s
     with torch.export's exporter alone (12-31x), and ONNX Runtime ran the files as fast
     (0.98-1.05x the time: convolutional nets, MLPs, timm and torchvision models) or faster (a
@@ -122,8 +123,9 @@ def torchscript_export(model: nn.Module, example: torch.Tensor, path: Path) -> b
         else:  # token ids and the like: the example's first row, repeated
             x = example[:1].expand(bigger, *example.shape[1:]).contiguous()
         with torch.inference_mode():
-            want = _tensors(model(x))
-        got = onnx_predict(path, 1, outputs="all")(x)
+            want = tensors_in(model(x))
+        session = _ort_session(path, 1)
+        got = [torch.from_numpy(g) for g in session.run(None, {session.get_inputs()[0].name: x.numpy()})]
         if len(got) != len(want) or not all(_close(g, w) for g, w in zip(got, want, strict=True)):
             raise ValueError("ONNX Runtime's outputs at another batch size differ from the model's")
     except Exception:  # noqa: BLE001  (any failure means: let torch.export's exporter make it)
@@ -141,16 +143,6 @@ def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
     want = want.detach().float()
     scale = 1.0 + float(want.abs().max()) if want.numel() else 1.0
     return got.shape == want.shape and torch.allclose(got.float(), want, rtol=1e-3, atol=1e-4 * scale)
-
-
-def _tensors(out: Any) -> list[torch.Tensor]:
-    """A model's output's tensors in order (a tensor, or tuples and lists of them), as ONNX
-    Runtime lists its outputs."""
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, (tuple, list)):
-        return [t for o in out for t in _tensors(o)]
-    raise TypeError(f"output of type {type(out).__name__}")
 
 
 @functools.cache
@@ -204,20 +196,23 @@ def _onnxruntime() -> Any:
     return ort
 
 
-def onnx_predict(path: Path, threads: int | None, *, outputs: str = "first") -> Callable[[torch.Tensor], Any]:
-    """An ONNX Runtime CPU session on an exported model, on `threads` intra-op threads; its
-    predict function returns the first output (`outputs="first"`) or the list of all of them."""
+def _ort_session(path: Path, threads: int | None) -> Any:
+    """An ONNX Runtime CPU session on an exported model, on `threads` intra-op threads."""
     ort = _onnxruntime()
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_predict(path: Path, threads: int | None) -> Predict:
+    """A predict function (the first output) of an ONNX Runtime session (`_ort_session`)."""
+    session = _ort_session(path, threads)
     name = session.get_inputs()[0].name
 
-    def predict(x: torch.Tensor) -> Any:
-        got = session.run(None, {name: x.numpy()})
-        return torch.from_numpy(got[0]) if outputs == "first" else [torch.from_numpy(g) for g in got]
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
 
     return predict
 

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastslow.cost.counter import aliases, operator_name, tensor_bytes
+from fastslow.cost.counter import aliases, operator_name, tensor_bytes, tensors_in
 from fastslow.cost.formulas import FORMULAS, ZERO_FLOP, elementwise_counts
 from fastslow.errors import UserError
 from fastslow.quiet import quietly
@@ -111,12 +111,6 @@ def _reason(e: BaseException) -> str:
 
 def _val(a: Any) -> Any:
     return a.meta.get("val") if isinstance(a, torch.fx.Node) else a
-
-
-def _tensors(x: Any) -> list[torch.Tensor]:
-    out: list[torch.Tensor] = []
-    torch.fx.node.map_aggregate(x, lambda v: out.append(v) if isinstance(v, torch.Tensor) else None)
-    return out
 
 
 def _nbytes(ts: list[torch.Tensor]) -> int:
@@ -328,7 +322,7 @@ def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -
     feats, codes, names, unknown, costs = [], [], [], [], []
     total_flops = total_bytes = 0
     for node in kept:
-        out = _tensors(node.meta.get("val"))
+        out = tensors_in(node.meta.get("val"))
         if node.op == "placeholder":
             op, flops, read, weight, args = "input", 0, 0, 0, ()
         else:
@@ -339,8 +333,8 @@ def capture(model: nn.Module, inputs: tuple[Any, ...], *, name: str = "model") -
             counts = FORMULAS[op](args, kwargs, value) if op in FORMULAS else (
                 None if op in ZERO_FLOP else elementwise_counts(op, args, value))
             flops = int(sum((counts or {}).values()))
-            read = _nbytes(_tensors(args)) + _nbytes(_tensors(kwargs))
-            weight = sum(_nbytes(_tensors(_val(a))) for a in node.all_input_nodes if a.name in weights)
+            read = _nbytes(tensors_in(args)) + _nbytes(tensors_in(kwargs))
+            weight = sum(_nbytes(tensors_in(_val(a))) for a in node.all_input_nodes if a.name in weights)
         moves = node.op != "placeholder" and not aliases(node.target)
         if not moves:
             if weight:  # a view of a weight (a Linear's transposed matrix) is that weight to its readers
