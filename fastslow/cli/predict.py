@@ -58,8 +58,8 @@ def collect(
     threads: Annotated[str, typer.Option("--threads", metavar="LIST", help="Thread counts.")] = "1,2",
     runtimes: Annotated[str, typer.Option(
         "--runtimes", metavar="LIST", help="eager, onnx, int8-dynamic.")] = "eager,onnx,int8-dynamic",
-    budget: Annotated[float, typer.Option("--budget", metavar="S", help="Timing budget of one measurement.")
-                      ] = 0.15,
+    budget: Annotated[float, typer.Option(
+        "--budget", metavar="S", help="Timing budget of one measurement, all of it used.")] = 0.05,
     min_samples: MinSamples = None,
     repeat_every: Annotated[int, typer.Option(
         "--repeat-every", metavar="N", help="Every N models, time an earlier one again (the noise floor); 0: never.")

@@ -79,7 +79,10 @@ if KIND not in SCHEMAS:
 # torch.export's only where not (fastslow.optimize.runtime.onnx_export): the same speed for
 # convolutional nets and MLPs, 0.7-0.8x the time for transformer encoders, and 12-31x less time
 # spent exporting. Every ONNX Runtime time changed, so no earlier format can be recaptured.
-FORMAT_VERSION = 11
+# 12: a measurement takes its whole budget (0.05 s by default, was 0.15 with a third of it the
+# least): a third of the measurements had stopped once their median was precise, on fewer blocks
+# to take the fastest of (fastslow.predict.collect.CollectSettings). Every label changed.
+FORMAT_VERSION = 12
 # Collections of these formats differ from this version's only in what the capture puts in the
 # graphs and what is taken of each measurement's samples (their measurements were taken as this
 # version takes them, and every sample is stored), so `fastslow predictor recapture` brings them

@@ -85,6 +85,9 @@ def test_measurements_land_in_both_databases_with_their_samples(collection):
         assert sorted(first, key=str) == sorted(mlp.configs, key=str)
         in_file = dict(zip(mlp.configs, mlp.timed_s.tolist(), strict=True))
         assert [first[c] for c in mlp.configs] == pytest.approx([in_file[c] for c in mlp.configs], abs=1e-9)
+        # a label is the fastest block, so no measurement stops early because its median is precise
+        timed = [p.measurement for p in points if p.measurement]
+        assert timed and {m.stop_reason for m in timed} <= {"time budget", "max samples", "point cap"}
         failed = [p for p in points if p.error]
         assert {p.params["sample"] for p in failed} == {"broken-0", "broken-1"}
         assert all(p.params["stage"] == "capture" and "cannot be captured" in p.error for p in failed)
