@@ -86,7 +86,8 @@ FORMAT_VERSION = 12
 # Collections of these formats differ from this version's only in what the capture puts in the
 # graphs and what is taken of each measurement's samples (their measurements were taken as this
 # version takes them, and every sample is stored), so `fastslow predictor recapture` brings them
-# up to date without measuring again. None is, since format 11 changed what ONNX Runtime runs.
+# up to date without measuring again. None is, since format 12 changed how long every measurement is
+# timed (and 11 what ONNX Runtime runs).
 RECAPTURABLE: tuple[int, ...] = ()
 RECAPTURE_COMMAND = "predictor recapture"  # the command that brings them up to date (after `fastslow`)
 MANIFEST = "collection.json"
