@@ -112,10 +112,10 @@ class CollectSettings:
     def timer(self) -> TimerConfig:
         # block_warmup_calls, the default, named because format 8 depends on it: without it the
         # speed reference's blocks would start on the caches the model beside it filled
-        # (fastslow.predict.reference)
+        # (fastslow.predict.reference). min_time_s = max_time_s: the timer's precision target never
+        # ends a measurement early (see budget_s).
         return TimerConfig(warmup_s=0.02, warmup_calls=2, min_time_s=self.budget_s, max_time_s=self.budget_s,
-                           rel_precision=0.01, min_samples=self.min_samples, point_cap_s=max(60.0, self.budget_s),
-                           block_warmup_calls=1)
+                           min_samples=self.min_samples, point_cap_s=max(60.0, self.budget_s), block_warmup_calls=1)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
