@@ -1,3 +1,4 @@
 from fastslow.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned worker (predictor eval --jobs) imports it
+    main()

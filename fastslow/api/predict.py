@@ -426,11 +426,13 @@ class EvalRun:
 
 
 def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[str] | None = None,
-             leave_family_out: bool = True, device: str = "cpu", store: Store = True,
+             leave_family_out: bool = True, device: str = "cpu", jobs: int = 1, store: Store = True,
              on_fold: Callable[[str, int, int], None] | None = None) -> EvalRun:
     """Score a predictor on its held-out models, retrain it once per family with that family left
-    out and score it there, and read the collection's noise floor; the network and both baselines
-    side by side."""
+    out and score it there (`jobs` folds at a time, see `leave_one_family_out`), and read the
+    collection's noise floor; the network and both baselines side by side."""
+    if jobs < 1:
+        raise param_error("jobs", f"must be >= 1 (got {jobs})")
     p = load_predictor(run)
     database = open_store(store)
     collection = Path(data or p.info["collection"])
@@ -448,12 +450,13 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
     # a predictor trained before reference_tolerance existed was trained on every label
     cfg = PredictorConfig(**{"reference_tolerance": 0.0, **p.info["config"]})
     if leave_family_out:
-        lofo = leave_one_family_out(models, cfg, p.machine, families=families, device=device, on_fold=on_fold)
+        lofo = leave_one_family_out(models, cfg, p.machine, families=families, device=device, jobs=jobs,
+                                    on_fold=on_fold)
     floor = noise(collection, models, manifest["reference_s"], steady_within=cfg.reference_tolerance)
     result = EvalRun(str(run), held_scores, lofo, floor, time.perf_counter() - t0,
                      {part: scores_by(predicted, held, part) for part in PARTS})
     record = Record("predictor eval", str(run), {"data": str(collection), "families": families,
-                                                 "leave_family_out": leave_family_out},
+                                                 "leave_family_out": leave_family_out, "jobs": jobs},
                     {**environment("cpu"), "machine": p.machine}, result.to_dict(), "ok",
                     _eval_summary(result))
     result.saved = store_whole(database, record)

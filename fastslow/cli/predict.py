@@ -225,6 +225,9 @@ def eval_cmd(
         show_default=False)] = None,
     leave_family_out: Annotated[bool, typer.Option(
         "--leave-family-out/--no-leave-family-out", help="Retrain once per family left out.")] = True,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", metavar="N",
+        help="Families left out trained at once, each in its own process on one thread (CPU only).")] = 1,
     device: Device = "cpu",
     db: Db = None,
     json_out: JsonOut = None,
@@ -237,11 +240,17 @@ def eval_cmd(
 
     output.check_output_path(json_out)
     names = _names(families)
-    # A fold is one family left out: as fold i begins, i are done (the count is known once the data is read).
+    # A fold is one family left out: as fold i begins, i are done (the count is known once the data
+    # is read); with --jobs, folds are reported as they finish.
+    def fold(f: str, i: int, n: int) -> None:
+        if jobs > 1:
+            advance(f"left out {f} ({i + 1}/{n} done)", done=i + 1, total=n)
+        else:
+            advance(f"leaving out {f} ({i + 1}/{n})", done=i, total=n)
+
     with progress(None, "evaluating") as advance:
         result = evaluate(run, data=data, families=names, leave_family_out=leave_family_out, device=device,
-                          store=state["db"] or True,
-                          on_fold=lambda f, i, n: advance(f"leaving out {f} ({i + 1}/{n})", done=i, total=n))
+                          jobs=jobs, store=state["db"] or True, on_fold=fold)
     if result.held_out:
         output.console.print(tables.predictor_scores_table("held-out models of seen families", result.held_out))
         for part, by_value in result.by_part.items():

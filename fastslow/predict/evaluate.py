@@ -15,13 +15,16 @@ The network and both baselines are scored on the same models side by side.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import random
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fastslow.errors import param_error
 from fastslow.measure.stats import Measurement
 from fastslow.predict.configs import Config
 from fastslow.predict.dataset import ModelData, stored_measurements
@@ -61,25 +64,39 @@ def score_predictions(predicted: dict[str, list[np.ndarray]], models: list[Model
 
 
 def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine: dict[str, Any], *,
-                         families: list[str] | None = None, device: str = "cpu",
+                         families: list[str] | None = None, device: str = "cpu", jobs: int = 1,
                          on_fold: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Per held-out family: each method's scores; and every fold's predictions pooled."""
-    names = families or sorted({m.family for m in models})
+    """Per held-out family: each method's scores; and every fold's predictions pooled. With
+    `jobs` > 1, that many folds train at once, each in its own process on one thread (on the
+    CPU); `on_fold(family, i, n)` is then called as fold i finishes rather than as it begins.
+    The scores do not depend on `jobs` beyond the last digits of floating point: each fold is
+    seeded alike either way."""
+    if jobs < 1:
+        raise param_error("jobs", f"must be >= 1 (got {jobs})")
+    names = [f for f in (families or sorted({m.family for m in models}))
+             if any(m.family == f for m in models) and sum(m.family != f for m in models) >= 2]
+    folds: dict[str, tuple[dict[str, list[np.ndarray]], list[str]]] = {}
+    if jobs == 1 or len(names) < 2 or device != "cpu":
+        for i, family in enumerate(names):
+            if on_fold:
+                on_fold(family, i, len(names))
+            folds[family] = _fold(models, cfg, machine, family, device)
+    else:
+        context = multiprocessing.get_context("spawn")  # a forked child would inherit torch's thread pools
+        with ProcessPoolExecutor(min(jobs, len(names)), mp_context=context, initializer=_fold_worker,
+                                 initargs=(models, cfg, machine)) as pool:
+            pending = {pool.submit(_fold_in_worker, f): f for f in names}
+            for i, done in enumerate(as_completed(pending)):
+                folds[pending[done]] = done.result()
+                if on_fold:
+                    on_fold(pending[done], i, len(names))
     pooled: dict[str, list[np.ndarray]] = {k: [] for k in METHODS}
     measured: list[np.ndarray] = []
     configs: list[list[Config]] = []
     per_family: dict[str, dict[str, Any]] = {}
-    unseen: dict[str, list[str]] = {}  # family -> operator kinds no other family has
-    for i, family in enumerate(names):
-        if on_fold:
-            on_fold(family, i, len(names))
+    for family in names:  # in the families' order, whatever order the folds finished in
+        predicted, _ = folds[family]
         held = [m for m in models if m.family == family]
-        rest = [m for m in models if m.family != family]
-        if not held or len(rest) < 2:
-            continue
-        predictor, _ = fit(rest, cfg, machine, device=device)
-        unseen[family] = sorted(operators([m.node_opcode for m in held]) - set(predictor.info["operators"]))
-        predicted = predict_models(predictor, held)
         per_family[family] = {k: scores(predicted[k], [m.latency_s for m in held], [m.configs for m in held])
                               for k in METHODS}
         for k in METHODS:
@@ -88,7 +105,31 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
         configs += [m.configs for m in held]
     return {"families": per_family,
             "pooled": {k: scores(pooled[k], measured, configs) for k in METHODS} if measured else {},
-            "unseen_operators": {f: ops for f, ops in unseen.items() if ops}}
+            "unseen_operators": {f: unseen for f, (_, unseen) in folds.items() if unseen}}
+
+
+def _fold(models: list[ModelData], cfg: PredictorConfig, machine: dict[str, Any], family: str, device: str
+          ) -> tuple[dict[str, list[np.ndarray]], list[str]]:
+    """One fold: trained on every family but `family`, the predictions of its models by each
+    method, and the operator kinds they have that no other family has."""
+    held = [m for m in models if m.family == family]
+    predictor, _ = fit([m for m in models if m.family != family], cfg, machine, device=device)
+    unseen = sorted(operators([m.node_opcode for m in held]) - set(predictor.info["operators"]))
+    return predict_models(predictor, held), unseen
+
+
+_WORKER: dict[str, Any] = {}  # a fold worker's models, configuration and machine, sent once
+
+
+def _fold_worker(models: list[ModelData], cfg: PredictorConfig, machine: dict[str, Any]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER.update(models=models, cfg=cfg, machine=machine)
+
+
+def _fold_in_worker(family: str) -> tuple[dict[str, list[np.ndarray]], list[str]]:
+    return _fold(_WORKER["models"], _WORKER["cfg"], _WORKER["machine"], family, "cpu")
 
 
 def repeated_pairs(collection: Path, models: list[ModelData], reference_s: dict[str, float] | None = None, *,

@@ -295,6 +295,7 @@ def test_a_predictor_trained_on_another_formats_graphs_is_refused_with_what_retr
     (["predictor", "train", "nowhere", "--readout", "max"], "--readout value 'max' is unknown (known: sum, roofline)"),
     (["predictor", "recapture", "nowhere"], "collection nowhere: no collection.json"),
     (["predictor", "train", ".", "--holdout", "1"], "--holdout must be in [0, 1)"),
+    (["predictor", "eval", "nowhere", "--jobs", "0"], "--jobs must be >= 1"),
     (["predictor", "train", ".", "--reference-tolerance", "-1"], "--reference-tolerance must be >= 0"),
 ])
 def test_bad_values_are_one_line_and_exit_2(cli, trained, args, message):
@@ -346,6 +347,13 @@ def test_eval_counts_its_progress_in_families_left_out(cli, trained, terminal):
     # two families left out in turn: the bar counts them, the second begun with the first done
     assert "0/?" in shown[0] and any("leaving out mlp (2/2)" in s and "1/2" in s for s in shown), shown
     assert not any("/1 " in s for s in shown), shown
+    # with --jobs, both folds train at once and the bar counts each as it finishes
+    r = cli("--db", str(db), "predictor", "eval", str(folder), "--families", "cnn-se,mlp", "--jobs", "2",
+            "--json", "j.json")
+    assert r.code == 0, r.err
+    shown = drawn(terminal)
+    assert any("(2/2 done)" in s and "2/2" in s for s in shown), shown
+    assert list(json.loads(open("j.json").read())["held_out_families"]["families"]) == ["cnn-se", "mlp"]
 
 
 def test_training_runs_data_parallel_under_torchrun(collection, tmp_path):

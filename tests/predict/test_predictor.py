@@ -13,7 +13,7 @@ from fastslow.predict.baselines import Costs, OperatorSum, RooflineRegression, c
 from fastslow.predict.capture import OPS, capture
 from fastslow.predict.configs import Config
 from fastslow.predict.dataset import load_collection, steady_labels
-from fastslow.predict.evaluate import score_methods, scores_by, split_models
+from fastslow.predict.evaluate import leave_one_family_out, score_methods, scores_by, split_models
 from fastslow.predict.metrics import noise_floor, scores
 from fastslow.predict.predictor import (
     Predictor,
@@ -210,6 +210,25 @@ def test_held_out_models_come_from_every_family_with_enough_members(collection):
     assert sorted(m.family for m in test) == ["cnn-se"] * 2 + ["mlp"] * 2
     everything, none = split_models(models, 0.0)
     assert none == [] and sorted(m.name for m in everything) == sorted(m.name for m in models)
+
+
+def test_families_left_out_in_parallel_processes_score_as_they_do_one_after_another(collection):
+    manifest, models = load_collection(collection[0])
+    cfg = PredictorConfig(hidden=8, layers=1, epochs=3)
+    done: list[tuple[str, int, int]] = []
+    one = leave_one_family_out(models, cfg, manifest["machine"])
+    two = leave_one_family_out(models, cfg, manifest["machine"], jobs=2, on_fold=lambda *a: done.append(a))
+    assert list(two["families"]) == list(one["families"]) == ["cnn-se", "mlp"]  # in order, however they finished
+    # counted as they finished: the i-th fold to finish is called with i, whichever family it was
+    assert sorted(f for f, _, _ in done) == ["cnn-se", "mlp"] and [(i, n) for _, i, n in done] == [(0, 2), (1, 2)]
+    for family, by_method in one["families"].items():
+        for method, s in by_method.items():
+            for key in ("within_10", "rmspe", "kendall_tau"):
+                assert two["families"][family][method][key] == pytest.approx(s[key], rel=1e-4, nan_ok=True), (
+                    family, method, key)
+    assert two["unseen_operators"] == one["unseen_operators"] and "convolution" in one["unseen_operators"]["cnn-se"]
+    with pytest.raises(UserError, match="'jobs' must be >= 1"):
+        leave_one_family_out(models, cfg, manifest["machine"], jobs=0)
 
 
 def test_scores_on_known_predictions():
