@@ -67,8 +67,9 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
                          families: list[str] | None = None, device: str = "cpu", jobs: int = 1,
                          on_fold: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Per held-out family: each method's scores; and every fold's predictions pooled. With
-    `jobs` > 1, that many folds train at once, each in its own process on one thread (on the
-    CPU); `on_fold(family, i, n)` is then called as fold i finishes rather than as it begins.
+    `jobs` > 1 on the CPU, that many folds train at once, each in its own process on one thread
+    (on another device, one after another); `on_fold(family, i, n)` is then called as fold i
+    finishes rather than as it begins.
     The scores do not depend on `jobs` beyond the last digits of floating point: each fold is
     seeded alike either way."""
     if jobs < 1:
