@@ -5,8 +5,8 @@
    and dynamic int8, with repeats for the noise floor.
 2. Train the graph network and both baselines with a fifth of each family's models held out.
 3. Score them on those held-out models, and leave each family out in turn (retrained per fold,
-   `--jobs` folds at once, each in its own process on one thread: on 2 cores, two at a time,
-   the eleven folds of a 30-minute collection took 589-920 s each).
+   `--jobs` folds at once, each in its own process on one thread: on a 2-core AMD EPYC the
+   eleven folds of a 30-minute collection, 628 models, took 68 min two at a time).
 4. Time `Predictor.predict` on 1,000 (model, configuration) pairs on one thread.
 
 Targets (issue 12): held-out models of seen families >= 90% within ±10%; held-out families

@@ -236,19 +236,20 @@ def eval_cmd(
     each family left out of training (retrained once per family), pooled over those, and the
     collection's noise floor (the same models measured twice)."""
     from fastslow.api.predict import evaluate
+    from fastslow.predict.evaluate import in_parallel
     from fastslow.report import output, tables
 
     output.check_output_path(json_out)
     names = _names(families)
-    # A fold is one family left out: as fold i begins, i are done (the count is known once the data
-    # is read); with --jobs, folds are reported as they finish.
-    def fold(f: str, i: int, n: int) -> None:
-        if jobs > 1:
-            advance(f"left out {f} ({i + 1}/{n} done)", done=i + 1, total=n)
-        else:
-            advance(f"leaving out {f} ({i + 1}/{n})", done=i, total=n)
-
     with progress(None, "evaluating") as advance:
+        # A fold is one family left out: as fold i begins, i are done (the count is known once the
+        # data is read); folds trained in parallel (--jobs) are reported as they finish.
+        def fold(f: str, i: int, n: int) -> None:
+            if in_parallel(jobs, device):
+                advance(f"left out {f} ({i + 1}/{n} done)", done=i + 1, total=n)
+            else:
+                advance(f"leaving out {f} ({i + 1}/{n})", done=i, total=n)
+
         result = evaluate(run, data=data, families=names, leave_family_out=leave_family_out, device=device,
                           jobs=jobs, store=state["db"] or True, on_fold=fold)
     if result.held_out:

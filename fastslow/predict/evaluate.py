@@ -77,7 +77,7 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
     names = [f for f in (families or sorted({m.family for m in models}))
              if any(m.family == f for m in models) and sum(m.family != f for m in models) >= 2]
     folds: dict[str, tuple[dict[str, list[np.ndarray]], list[str]]] = {}
-    if jobs == 1 or len(names) < 2 or device != "cpu":
+    if not (names and in_parallel(jobs, device)):
         for i, family in enumerate(names):
             if on_fold:
                 on_fold(family, i, len(names))
@@ -107,6 +107,12 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
     return {"families": per_family,
             "pooled": {k: scores(pooled[k], measured, configs) for k in METHODS} if measured else {},
             "unseen_operators": {f: unseen for f, (_, unseen) in folds.items() if unseen}}
+
+
+def in_parallel(jobs: int, device: str) -> bool:
+    """Whether `leave_one_family_out` trains its folds in worker processes (and so reports each
+    as it finishes)."""
+    return jobs > 1 and device == "cpu"
 
 
 def _fold(models: list[ModelData], cfg: PredictorConfig, machine: dict[str, Any], family: str, device: str

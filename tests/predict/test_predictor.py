@@ -227,6 +227,10 @@ def test_families_left_out_in_parallel_processes_score_as_they_do_one_after_anot
                 assert two["families"][family][method][key] == pytest.approx(s[key], rel=1e-4, nan_ok=True), (
                     family, method, key)
     assert two["unseen_operators"] == one["unseen_operators"] and "convolution" in one["unseen_operators"]["cnn-se"]
+    done.clear()  # one family with jobs: trained in a worker all the same, reported as it finishes
+    alone = leave_one_family_out(models, cfg, manifest["machine"], families=["mlp"], jobs=2,
+                                 on_fold=lambda *a: done.append(a))
+    assert done == [("mlp", 0, 1)] and list(alone["families"]) == ["mlp"]
     with pytest.raises(UserError, match="'jobs' must be >= 1"):
         leave_one_family_out(models, cfg, manifest["machine"], jobs=0)
 
