@@ -106,7 +106,7 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
         configs += [m.configs for m in held]
     return {"families": per_family,
             "pooled": {k: scores(pooled[k], measured, configs) for k in METHODS} if measured else {},
-            "unseen_operators": {f: unseen for f, (_, unseen) in folds.items() if unseen}}
+            "unseen_operators": {f: folds[f][1] for f in names if folds[f][1]}}
 
 
 def in_parallel(jobs: int, device: str) -> bool:
