@@ -46,6 +46,7 @@ from fastslow.predict.dataset import (
 )
 from fastslow.predict.evaluate import (
     PARTS,
+    check_jobs,
     leave_one_family_out,
     noise,
     score_methods,
@@ -431,8 +432,7 @@ def evaluate(run: str | Path, *, data: str | Path | None = None, families: list[
     """Score a predictor on its held-out models, retrain it once per family with that family left
     out and score it there (`jobs` folds at a time, see `leave_one_family_out`), and read the
     collection's noise floor; the network and both baselines side by side."""
-    if jobs < 1:
-        raise param_error("jobs", f"must be >= 1 (got {jobs})")
+    check_jobs(jobs)  # before anything is loaded
     p = load_predictor(run)
     database = open_store(store)
     collection = Path(data or p.info["collection"])

@@ -72,8 +72,7 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
     finishes rather than as it begins.
     The scores do not depend on `jobs` beyond the last digits of floating point: each fold is
     seeded alike either way."""
-    if jobs < 1:
-        raise param_error("jobs", f"must be >= 1 (got {jobs})")
+    check_jobs(jobs)
     names = [f for f in (families or sorted({m.family for m in models}))
              if any(m.family == f for m in models) and sum(m.family != f for m in models) >= 2]
     folds: dict[str, tuple[dict[str, list[np.ndarray]], list[str]]] = {}
@@ -107,6 +106,12 @@ def leave_one_family_out(models: list[ModelData], cfg: PredictorConfig, machine:
     return {"families": per_family,
             "pooled": {k: scores(pooled[k], measured, configs) for k in METHODS} if measured else {},
             "unseen_operators": {f: folds[f][1] for f in names if folds[f][1]}}
+
+
+def check_jobs(jobs: int) -> None:
+    """`jobs` (folds trained at once) must be at least 1."""
+    if jobs < 1:
+        raise param_error("jobs", f"must be >= 1 (got {jobs})")
 
 
 def in_parallel(jobs: int, device: str) -> bool:
